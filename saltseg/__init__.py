@@ -6,5 +6,18 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/90_package.ipynb #e88f16e7
+# %% ../nbs/90_package.ipynb #a2b680db
+import warnings
+# torch 2.14 deprecates torch.jit.script, which fastai still uses at import time; the warning is not ours to act on
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+
+# %% ../nbs/90_package.ipynb #60ece3a9
 from .data import DataError, rle_encode, rle_decode, read_image, read_mask, load_items, split_items, assign_folds
+from .synthetic import make_dataset, get_data_path
+from .dataloaders import DATA_RECIPES, get_recipe, salt_dataloaders
+from .explore import show_patch, patch_grid, patch_browser
+from .models.core import SegOutput, create_model, list_models, main_logits
+from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice
+from .metrics import KaggleScore, MeanIoU, SaltDice, SaltIoU, kaggle_image_score
+from .learner import TRAIN_RECIPES, evaluate, fit_recipe, load_model, seg_learner
+from .cli import predict_folder, train
