@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'Protocol', 'fast_dtype', 'runner', 'time_calls', 'benchmark', 'agreement', 'peer_models',
-           'run_benchmark', 'saltseg_bench']
+           'run_benchmark', 'saltseg_bench', 'checkpoint_agreement', 'speedup_markdown']
 
-# %% ../nbs/30_bench.ipynb #35347e2f
+# %% ../nbs/30_bench.ipynb #daf0a90b
 import json
 import time
 from dataclasses import dataclass
@@ -18,7 +18,9 @@ import torch
 import torch.nn as nn
 from fastcore.script import call_parse
 
-from .learner import bf16_cpu_available, provenance
+from .data import load_items, read_image, split_items
+from .dataloaders import DataRecipe, get_recipe, recipe_inputs
+from .learner import bf16_cpu_available, load_model, provenance, save_checkpoint
 from .models.core import create_model, list_models, main_logits
 from .models.zoo import count_flops
 
@@ -119,11 +121,12 @@ def peer_models(size:int=256) -> dict:
     except ImportError: pass
     return peers
 
-# %% ../nbs/30_bench.ipynb #383e77e6
+# %% ../nbs/30_bench.ipynb #ec899ddd
 def run_benchmark(models:list|None=None, # registry names; None: all
                   sizes:tuple=(128, 256), batches:tuple=(1, 32), protocols:tuple=('fp32', 'fast'),
                   peers:bool=True, # include the installed peer models
                   out=None, # JSON file for the results (a CSV is written beside it)
+                  agreement:dict|None=None, # a `checkpoint_agreement` result to record beside the timings
                   device=None, verbose:bool=True, **timing) -> pd.DataFrame:
     "Benchmark `models` over `sizes` x `batches` x `protocols`, plus DpSSeg's original protocol."
     models = list(models or list_models())
@@ -146,7 +149,7 @@ def run_benchmark(models:list|None=None, # registry names; None: all
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(provenance(benchmark=dict(sizes=list(sizes), batches=list(batches), protocols=list(protocols), **timing),
-                                             rows=rows), indent=1))
+                                             rows=rows, agreement=agreement), indent=1))
         table.to_csv(out.with_suffix('.csv'), index=False)
     return table
 
@@ -166,13 +169,59 @@ def saltseg_bench(models:str=None, # comma-separated registry names; default: al
                   min_seconds:float=5.0, # time each configuration for at least this long...
                   max_repeats:int=30, # ...but no more calls than this
                   no_peers:bool=False, # leave out the peer models
+                  checkpoint:str=None, # a trained checkpoint: also measure the fast path's agreement with fp32 on real patches
+                  data:str=None, # data folder for the agreement check; default: $SALTSEG_DATA or the default data
                  ):
     "Measure FPS, latency and achieved TFLOP/s of saltseg's models; write the results with provenance."
     try:
         split = lambda text, kind=str: [kind(v) for v in text.split(',') if v.strip()]
         unknown = [p for p in split(protocols) if p not in PROTOCOLS]
         if unknown: raise ValueError(f"unknown protocol(s) {unknown}; valid: {', '.join(PROTOCOLS)}")
+        agreement = None
+        if checkpoint:
+            if data is None:
+                from saltseg.synthetic import get_data_path
+                data = get_data_path()
+            agreement = checkpoint_agreement(checkpoint, data)
+            print(f"agreement of the fast path with fp32: {agreement['agreement']:.4%} of pixels", flush=True)
         table = run_benchmark(split(models) if models else None, split(sizes, int), split(batches, int), split(protocols),
-                              peers=not no_peers, out=out, min_seconds=min_seconds, max_repeats=max_repeats)
-    except ValueError as e: raise SystemExit(f"saltseg_bench: error: {e}")
+                              peers=not no_peers, out=out, min_seconds=min_seconds, max_repeats=max_repeats, agreement=agreement)
+    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"saltseg_bench: error: {e}")
     print(f"{len(table)} measurements written to {out}")
+
+# %% ../nbs/30_bench.ipynb #4f4492dd
+def checkpoint_agreement(checkpoint, # a checkpoint written by `saltseg_train`
+                         data, # data folder; its validation fold (fold 0 of 5) is used
+                         protocol:str='fast', n:int=128, batch:int=16) -> dict:
+    "Share of pixels whose argmax under `protocol` equals fp32's, for a trained model on `n` validation patches."
+    model = load_model(checkpoint)
+    recipe = DataRecipe(**model.saltseg_checkpoint['data_recipe'])
+    items = load_items(data)
+    patches = [read_image(p) for p in items.iloc[split_items(items)[1][:n]].image]
+    same = total = 0
+    for start in range(0, len(patches), batch):
+        x = recipe_inputs(patches[start:start + batch], recipe)
+        with torch.no_grad():
+            expected = runner(model, PROTOCOLS['fp32'], 'cpu')(x).float().argmax(1)
+            got = runner(model, PROTOCOLS[protocol], 'cpu')(x).float().argmax(1)
+        same, total = same + (expected == got).sum().item(), total + expected.numel()
+    return dict(checkpoint=str(checkpoint), model=model.saltseg_checkpoint['model_name'], protocol=protocol, patches=len(patches),
+                input_size=recipe.target_size(patches[0].shape)[0], agreement=same / total)
+
+# %% ../nbs/30_bench.ipynb #4266ce03
+def speedup_markdown(path) -> str:
+    "Markdown summary of DpSSeg at 256, batch 1, in the benchmark file `path`: each protocol's FPS and its ratio."
+    content = json.loads(Path(path).read_text())
+    rows = [r for r in content['rows'] if r['model'] == 'dpsseg' and r['size'] == 256 and r['batch'] == 1]
+    original = next((r for r in rows if r['protocol'] == 'dpsseg_original'), None)
+    if original is None: raise ValueError(f"{path}: no dpsseg row at 256, batch 1, protocol dpsseg_original")
+    lines = ['| DpSSeg, 256x256, batch 1 | FPS | latency (ms) | vs the earlier protocol |', '|---|---:|---:|---:|']
+    for r in sorted(rows, key=lambda r: r['fps']):
+        lines.append(f"| {PROTOCOLS[r['protocol']].description} | {r['fps']:.1f} | {r['latency_ms']:.1f} | {r['fps'] / original['fps']:.2f}x |")
+    hardware, versions = content['hardware'], content['versions']
+    agreement = content.get('agreement')
+    note = (f" With a trained checkpoint on {agreement['patches']} real validation patches ({agreement['input_size']}x{agreement['input_size']}), "
+            f"the `{agreement['protocol']}` path predicts the same class as fp32 for {agreement['agreement']:.4%} of pixels." if agreement else '')
+    return '\n'.join(lines) + (f"\n\n*Median of repeated calls after warm-up, on {hardware['cpu']} ({hardware['cores']} cores"
+                               f"{', GPU ' + hardware['gpu'] if hardware['gpu'] else ''}), torch {versions['torch']}, commit "
+                               f"{content['commit'][:12]}, {content['date'][:10]}.{note}*")

@@ -40,7 +40,7 @@ from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice, b
 from .metrics import score_masks, seg_metrics
 from .models.core import SegOutput, create_model, encoder_splitter, main_logits
 
-# %% ../nbs/22_learner.ipynb #6758316c
+# %% ../nbs/22_learner.ipynb #2bc1953e
 LOSSES = {'ce': CrossEntropy, 'bce': BCE, 'dice': SoftDice, 'unet_study': unet_study_loss,
           'bce_dice': bce_dice_loss, 'lovasz': LovaszHinge}
 
@@ -75,7 +75,7 @@ TRAIN_RECIPES = {r.name: r for r in [
                 data_recipe='unet_study', loss='unet_study', lr=5e-4, weight_decay=1e-4, schedule='plateau',
                 grad_clip=1.0, early_stop=20, encoder_lr=1e-5, epochs=100),
     TrainRecipe('strong', "TGS winners: 101->128 reflect pad, flips, one-cycle, BCE+Dice then Lovasz, flip TTA",
-                data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz', lr=3e-3, weight_decay=1e-4,
+                data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz', lr=1e-3, weight_decay=1e-4,
                 schedule='one_cycle', tta=True, epochs=40),
 ]}
 
@@ -136,7 +136,7 @@ class FastCUDA(MixedPrecision):
     "fastai's mixed precision, keeping a `SegOutput` intact when casting predictions to float."
     def after_pred(self): self.learn.pred = _float_output(self.pred)
 
-# %% ../nbs/22_learner.ipynb #f4538d76
+# %% ../nbs/22_learner.ipynb #f48858dd
 def seg_learner(dls, # from `salt_dataloaders`
                 model_name:str, # a name from `list_models()`
                 recipe:str|TrainRecipe|None=None, # a name in `TRAIN_RECIPES`; None: `default_recipe(model_name)`
@@ -157,7 +157,7 @@ def seg_learner(dls, # from `salt_dataloaders`
                     opt_func=partial(Adam, sqr_mom=0.999, eps=1e-8), lr=recipe.lr, wd=recipe.weight_decay,
                     metrics=seg_metrics(), splitter=splitter, cbs=cbs)
     config = {k: v for k, v in model.saltseg_config.items() if k != 'name'}
-    learn.saltseg = dict(model_name=model_name, model_config=config, train_recipe=recipe.name,
+    learn.saltseg = dict(model_name=model_name, model_config=config, train_recipe=asdict(recipe),
                          data_recipe=asdict(dls.recipe), pretrained=pretrained, fast=any(isinstance(c, (FastCPU, FastCUDA)) for c in cbs))
     return learn
 
@@ -183,7 +183,7 @@ class HistoryCSV(Callback):
         new = not self.path.exists()
         pd.DataFrame([_plain(row)]).to_csv(self.path, mode='a', header=new, index=False)
 
-# %% ../nbs/22_learner.ipynb #25af0f60
+# %% ../nbs/22_learner.ipynb #d9e0c85a
 CHECKPOINT_FORMAT = 'saltseg-checkpoint-1'
 
 class CheckpointError(ValueError):
@@ -199,7 +199,7 @@ def _plain(value):
 def save_checkpoint(path, # where to write (.pth)
                     model:nn.Module, # a model built by `create_model`
                     data_recipe:DataRecipe|dict, # how its inputs are prepared
-                    train_recipe:str='', # the training recipe's name
+                    train_recipe:dict|str='', # the training recipe (its fields, or its name)
                     epoch:int|None=None, metrics:dict|None=None, # where training stood
                     optimizer_state:dict|None=None, # to resume training
                    ) -> Path:
@@ -208,7 +208,7 @@ def save_checkpoint(path, # where to write (.pth)
     config = dict(model.saltseg_config)
     payload = dict(format=CHECKPOINT_FORMAT, model_name=config.pop('name'), model_config=_plain(config),
                    data_recipe=_plain(asdict(data_recipe) if isinstance(data_recipe, DataRecipe) else dict(data_recipe)),
-                   train_recipe=train_recipe, epoch=epoch, metrics=_plain(metrics or {}),
+                   train_recipe=_plain(train_recipe), epoch=epoch, metrics=_plain(metrics or {}),
                    state_dict=model.state_dict(), optimizer=optimizer_state)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
@@ -289,7 +289,7 @@ def resume_from(learn:Learner, path) -> int:
         learn.opt.load_state_dict(checkpoint['optimizer'])
     return (checkpoint['epoch'] or 0) + 1
 
-# %% ../nbs/22_learner.ipynb #edf1ff87
+# %% ../nbs/22_learner.ipynb #a9f137e3
 def learning_rate(learn:Learner, recipe:TrainRecipe):
     "The recipe's learning rate, split by parameter group when the encoder is pretrained and the recipe slows it."
     if recipe.encoder_lr and learn.saltseg.get('pretrained') and len(learn.splitter(learn.model)) > 1:
@@ -303,7 +303,7 @@ def fit_recipe(learn:Learner, # from `seg_learner`
                cbs:list|None=None, # more callbacks
               ) -> Learner:
     "Train `learn` with its recipe's schedule, loss switch, plateau and early-stopping callbacks."
-    recipe = get_train_recipe(learn.saltseg['train_recipe'])
+    recipe = TrainRecipe(**learn.saltseg['train_recipe'])
     epochs = epochs or recipe.epochs
     start_epoch = resume_from(learn, resume) if resume else 0
     cbs = list(cbs or [])
@@ -323,7 +323,7 @@ def fit_recipe(learn:Learner, # from `seg_learner`
     else: raise ValueError(f"unknown schedule {recipe.schedule!r} in recipe {recipe.name}")
     return learn
 
-# %% ../nbs/22_learner.ipynb #1805f0d3
+# %% ../nbs/22_learner.ipynb #b020681f
 @torch.no_grad()
 def predict_probability(model:nn.Module, # returns logits (or a SegOutput)
                         x:torch.Tensor, # N x 3 x H x W, prepared by the model's data recipe
@@ -346,7 +346,7 @@ def evaluate(learn:Learner, # from `seg_learner`, with its DataLoaders
     from saltseg.data import read_mask
     from saltseg.metrics import kaggle_image_scores
     recipe = get_recipe(DataRecipe(**learn.saltseg['data_recipe']))
-    tta = get_train_recipe(learn.saltseg['train_recipe']).tta if tta is None else tta
+    tta = learn.saltseg['train_recipe']['tta'] if tta is None else tta
     fast = learn.saltseg['fast'] if fast is None else fast
     items, pairs, start = learn.dls.valid_items, [], 0
     for batch in learn.dls.valid:

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['STUDY_MODELS', 'BUDGETS', 'TABLE_COLUMNS', 'Budget', 'get_budget', 'calibrate_epochs', 'sample_patches',
-           'study_model', 'read_results', 'results_table', 'run_study', 'saltseg_study']
+           'study_model', 'read_results', 'results_table', 'run_study', 'saltseg_study', 'headline_markdown']
 
 # %% ../nbs/31_study.ipynb #17d24e76
 import json
@@ -180,3 +180,24 @@ def saltseg_study(budget:str='quick', # quick, cpu or full
         table = run_study(budget, names, data, results, runs, force)
     except (ValueError, FileNotFoundError, RuntimeError) as e: raise SystemExit(f"saltseg_study: error: {e}")
     with pd.option_context('display.width', 200, 'display.max_columns', 20): print(table.to_string(index=False))
+
+# %% ../nbs/31_study.ipynb #7a04c6c6
+def headline_markdown(budget:str='cpu', results='results') -> str:
+    "Markdown table of a study's results file, with a provenance caption."
+    content = read_results(budget, results)
+    if not content: raise FileNotFoundError(f"{Path(results)/budget}.json: no results for budget {budget!r} yet")
+    table = results_table(budget, results)
+    lines = ['| model | Kaggle metric | salt IoU | Dice | mIoU | params (M) | GFLOPs | epochs | train min | FPS |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for row in table.itertuples():
+        lines.append(f"| {row.model} | {row.kaggle:.4f} | {row.salt_iou:.4f} | {row.salt_dice:.4f} | {row.miou:.4f} | "
+                     f"{row.parameters / 1e6:.1f} | {row.gflops:.1f} | {row.epochs} | {row.train_minutes:.1f} | {row.fps:.1f} |")
+    info, first = content['provenance'], next(iter(content['models'].values()))
+    hardware, versions = info['hardware'], info['versions']
+    caption = (f"*Budget `{budget}`: {content['budget']['description']}. Recipe `{first['recipe']}`, input "
+               f"{first['input_size']}x{first['input_size']}, scores at the patches' own size on {first['n_valid']} validation "
+               f"patches ({first['n_train']} trained on; data `{Path(info['data']).name}`, split {info['split_hash']}, seed {info['seed']}), "
+               f"best epoch{', flip TTA' if first['tta'] else ''}; FPS at batch 1 on the fast path. Run from commit "
+               f"{info['commit'][:12]}, {info['date'][:10]}, on {hardware['cpu']} ({hardware['cores']} cores"
+               f"{', GPU ' + hardware['gpu'] if hardware['gpu'] else ''}), torch {versions['torch']}, fastai {versions['fastai']}.*")
+    return '\n'.join(lines) + '\n\n' + caption
