@@ -98,7 +98,7 @@ def mask_modes(items:pd.DataFrame, # from `load_items`
     table.index.name, table.columns.name = 'mode', None
     return table
 
-# %% ../nbs/03_explore.ipynb #c99bd799
+# %% ../nbs/03_explore.ipynb #ea91bfc5
 def _png_bytes(rgb:np.ndarray) -> bytes:
     "PNG file contents of an RGB array."
     buffer = io.BytesIO()
@@ -144,7 +144,8 @@ class PatchBrowser(widgets.VBox):
 
     def _show(self):
         item = self.current
-        self.picture.value = _png_bytes(overlay(item.image, item['mask'], scale=self.scale))
+        rgb = overlay(item.image, item['mask'], scale=self.scale)
+        self.picture.value, self.picture.width = _png_bytes(rgb), str(rgb.shape[1])  # shown at its own size, not stretched
         depth = '' if pd.isna(item.depth) else f', depth {item.depth:.0f} ft'
         self.caption.value = (f"<b>{item.id}</b>: salt coverage {item.coverage:.1%} (class {item.coverage_class}){depth}; "
                               f"{self.slider.value + 1} of {len(self.selection)}")

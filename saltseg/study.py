@@ -6,7 +6,7 @@
 __all__ = ['STUDY_MODELS', 'BUDGETS', 'TABLE_COLUMNS', 'Budget', 'get_budget', 'calibrate_epochs', 'sample_patches',
            'study_model', 'read_results', 'results_table', 'run_study', 'saltseg_study', 'headline_markdown']
 
-# %% ../nbs/31_study.ipynb #17d24e76
+# %% ../nbs/31_study.ipynb #8aa0aa64
 import json
 import os
 import time
@@ -20,12 +20,12 @@ from fastcore.script import call_parse
 
 from .bench import benchmark
 from .cli import SCORE_NAMES, train
-from .data import load_items, read_image, read_mask, split_items
+from .data import load_items, read_image, read_mask, rle_encode, split_items
 from .dataloaders import get_recipe, recipe_inputs, salt_dataloaders, stratified_subset
 from .learner import default_recipe, get_train_recipe, load_model, predict_probability, provenance, seg_learner, training_speed
 from .models.zoo import count_flops, count_parameters
 
-# %% ../nbs/31_study.ipynb #aa5d1772
+# %% ../nbs/31_study.ipynb #4279ca7f
 STUDY_MODELS = ['unet_plain', 'unet_bn', 'unet_dropout', 'unet_leaky', 'unet_attention',
                 'resnet18_unet', 'resnet34_unet', 'dpsseg', 'deeplabv3', 'fcn', 'linknet', 'pspnet']
 
@@ -46,7 +46,7 @@ class Budget:
 BUDGETS = {b.name: b for b in [
     Budget('quick', "tests and a first look: about 40 patches, 1 epoch, 64x64 resize", data_recipe='dpsseg', size=64,
            epochs=1, limit=40, batch_size=8),
-    Budget('cpu', "a 2-core CPU: real data, 101->128 reflect pad, fast path, 12 training minutes per model", minutes=12),
+    Budget('cpu', "a 2-core CPU: real data, 101->128 reflect pad, fast path, 5 training minutes per model", minutes=5),
     Budget('full', "a GPU: each model's own recipe and settings (DpSSeg: 256 resize; U-Net ladder: U-Net study; rest: strong)",
            recipe=None),
 ]}
@@ -66,7 +66,7 @@ def calibrate_epochs(learn, # a fresh learner on the study's DataLoaders
     epoch_seconds = len(learn.dls.train) * learn.dls.train.bs / speed + len(learn.dls.valid_ds) / (3 * speed)
     return int(np.clip(minutes * 60 // epoch_seconds, 1, max_epochs)), speed
 
-# %% ../nbs/31_study.ipynb #7665d1dd
+# %% ../nbs/31_study.ipynb #101d002b
 def sample_patches(items:pd.DataFrame, valid_idx, n:int=6) -> list:
     "Ids of `n` validation patches spread over the salt coverage range, always the same for a split."
     valid = items.iloc[valid_idx].sort_values(['coverage', 'id'])
@@ -105,8 +105,8 @@ def study_model(name:str, # registry name
         items = load_items(data).set_index('id')
         images = [read_image(items.loc[i, 'image']) for i in samples]
         probability = predict_probability(model, recipe_inputs(images, data_recipe), tta=result['tta'])
-        record['sample_masks'] = {i: (data_recipe.restore(p, images[0].shape) > 0.5).numpy().astype(int).tolist()
-                                  for i, p in zip(samples, probability)}
+        record['sample_masks'] = {i: rle_encode((data_recipe.restore(p, image.shape) > 0.5).numpy())  # challenge RLE: compact
+                                  for i, p, image in zip(samples, probability, images)}
     return record
 
 # %% ../nbs/31_study.ipynb #72d07e65

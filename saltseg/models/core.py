@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['NORMS', 'ACTIVATIONS', 'IMAGENET_WEIGHTS', 'DOWNLOAD_TIMEOUT', 'RESNETS', 'SegOutput', 'main_logits', 'nearest_sizes',
-           'check_input', 'model_name', 'get_norm', 'get_activation', 'ConvNormAct', 'PretrainedWeightsError',
-           'weights_cache_path', 'imagenet_state_dict', 'adapt_first_conv', 'ResNetEncoder', 'encoder_splitter',
-           'register_model', 'list_models', 'model_config', 'create_model']
+           'check_input', 'model_name', 'named_layer', 'get_norm', 'get_activation', 'ConvNormAct',
+           'PretrainedWeightsError', 'weights_cache_path', 'imagenet_state_dict', 'adapt_first_conv', 'ResNetEncoder',
+           'encoder_splitter', 'register_model', 'list_models', 'model_config', 'create_model']
 
 # %% ../../nbs/10_models.core.ipynb #1c17a1fb
 import fnmatch
@@ -75,24 +75,30 @@ def model_name(model:nn.Module) -> str:
     "The registry name of `model` if `create_model` built it, else its class name."
     return getattr(model, 'saltseg_config', {}).get('name') or type(model).__name__
 
-# %% ../../nbs/10_models.core.ipynb #889337c7
+# %% ../../nbs/10_models.core.ipynb #5377dd79
 NORMS = {'batch': nn.BatchNorm2d}
 ACTIVATIONS = {'relu': nn.ReLU, 'leaky_relu': lambda: nn.LeakyReLU(0.1), 'elu': nn.ELU, 'silu': nn.SiLU}
+
+def named_layer(table:dict, # layer builders by name
+                kind:str, # what the layers are, for the error message
+                name:str|None, # a key of `table`, or None
+                *args, # passed to the builder
+               ) -> nn.Module:
+    "The layer `table[name](*args)`; `nn.Identity` for None; an unknown name raises an error listing the valid ones."
+    if name is None: return nn.Identity()
+    if name not in table: raise ValueError(f"Unknown {kind} {name!r}; valid: None, {', '.join(map(repr, table))}")
+    return table[name](*args)
 
 def get_norm(name:str|None, # None or one of `NORMS`
              channels:int, # channels to normalise
             ) -> nn.Module:
     "The normalisation layer called `name` for `channels` channels; `nn.Identity` for None."
-    if name is None: return nn.Identity()
-    if name not in NORMS: raise ValueError(f"Unknown norm {name!r}; valid: None, {', '.join(map(repr, NORMS))}")
-    return NORMS[name](channels)
+    return named_layer(NORMS, 'norm', name, channels)
 
 def get_activation(name:str|None, # None or one of `ACTIVATIONS`
                   ) -> nn.Module:
     "The activation layer called `name` (LeakyReLU has slope 0.1); `nn.Identity` for None."
-    if name is None: return nn.Identity()
-    if name not in ACTIVATIONS: raise ValueError(f"Unknown activation {name!r}; valid: None, {', '.join(map(repr, ACTIVATIONS))}")
-    return ACTIVATIONS[name]()
+    return named_layer(ACTIVATIONS, 'activation', name)
 
 class ConvNormAct(nn.Sequential):
     "Conv (padding keeps the size at stride 1) -> norm -> activation; the conv has a bias only without norm."

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['ATTENTIONS', 'UNET_STEPS', 'UNET_LADDER', 'SpatialAttention', 'get_attention', 'DoubleConv', 'UpBlock', 'UNet']
 
-# %% ../../nbs/11_models.unet.ipynb #7e385562
+# %% ../../nbs/11_models.unet.ipynb #156b48ac
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import ConvNormAct, check_input, model_name, register_model
+from .core import ConvNormAct, check_input, model_name, named_layer, register_model
 
-# %% ../../nbs/11_models.unet.ipynb #ebede8aa
+# %% ../../nbs/11_models.unet.ipynb #8cccf9c4
 class SpatialAttention(nn.Module):
     "Multiply `x` by a 0-1 map: sigmoid of a conv over its channel mean and channel max."
     def __init__(self, kernel_size:int=7):
@@ -27,9 +27,7 @@ ATTENTIONS = {'spatial': SpatialAttention}
 
 def get_attention(name:str|None) -> nn.Module:
     "The skip attention called `name`; `nn.Identity` for None."
-    if name is None: return nn.Identity()
-    if name not in ATTENTIONS: raise ValueError(f"Unknown attention {name!r}; valid: None, {', '.join(map(repr, ATTENTIONS))}")
-    return ATTENTIONS[name]()
+    return named_layer(ATTENTIONS, 'attention', name)
 
 # %% ../../nbs/11_models.unet.ipynb #5837f566
 class DoubleConv(nn.Sequential):
