@@ -181,7 +181,7 @@ def saltseg_study(budget:str='quick', # quick, cpu or full
     except (ValueError, FileNotFoundError, RuntimeError) as e: raise SystemExit(f"saltseg_study: error: {e}")
     with pd.option_context('display.width', 200, 'display.max_columns', 20): print(table.to_string(index=False))
 
-# %% ../nbs/31_study.ipynb #7a04c6c6
+# %% ../nbs/31_study.ipynb #e37098ef
 def headline_markdown(budget:str='cpu', results='results') -> str:
     "Markdown table of a study's results file, with a provenance caption."
     content = read_results(budget, results)
@@ -199,5 +199,6 @@ def headline_markdown(budget:str='cpu', results='results') -> str:
                f"patches ({first['n_train']} trained on; data `{Path(info['data']).name}`, split {info['split_hash']}, seed {info['seed']}), "
                f"best epoch{', flip TTA' if first['tta'] else ''}; FPS at batch 1 on the fast path. Run from commit "
                f"{info['commit'][:12]}, {info['date'][:10]}, on {hardware['cpu']} ({hardware['cores']} cores"
-               f"{', GPU ' + hardware['gpu'] if hardware['gpu'] else ''}), torch {versions['torch']}, fastai {versions['fastai']}.*")
+               f"{', GPU ' + hardware['gpu'] if hardware['gpu'] else ''}), torch {versions['torch']}, fastai {versions['fastai']}; "
+               f"{table.train_minutes.sum():.0f} training minutes for the {len(table)} models.*")
     return '\n'.join(lines) + '\n\n' + caption
