@@ -168,14 +168,14 @@ def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (
     print(f"{len(table)} masks written to {out} ({(table.coverage > 0).mean():.0%} with salt)"
           + (f"; submission {submission}" if submission else ''))
 
-# %% ../nbs/23_cli.ipynb #69e72dc6
+# %% ../nbs/23_cli.ipynb #d6bf9074
 def training_runs_markdown(folder) -> str:
     "Markdown table of the `scores.json` of every run folder in `folder`, with provenance."
     rows = ['| run | model | recipe | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU |',
             '|---|---|---|---|---:|---:|---:|---:|---:|---:|']
     found = sorted(Path(folder).glob('*/scores.json'))
     if not found: raise FileNotFoundError(f"{folder}: no run folders with scores.json")
-    notes = set()
+    notes, splits = set(), set()   # provenance and validation sets of all runs, each said once
     for path in found:
         r = json.loads(path.read_text())
         size = r['data_recipe'].get('pad_to') or r['data_recipe'].get('resize') or 'own size'
@@ -185,6 +185,7 @@ def training_runs_markdown(folder) -> str:
                     f"{s['salt_dice']:.4f} | {s['miou']:.4f} |")
         notes.add(f"commit {r['commit'][:12]}, {r['date'][:10]}, {r['hardware']['cpu']} ({r['hardware']['cores']} cores), "
                   f"torch {r['versions']['torch']}, fastai {r['versions']['fastai']}")
-        split = f"{r['n_valid']} validation patches of `{Path(r['data']).name}` (fold {r['split']['fold']} of {r['split']['folds']}, split {r['split']['hash']})"
-    return '\n'.join(rows) + f"\n\n*Scores of the best epoch's checkpoint at the patches' own size on {split}" + \
-           (", flip TTA" if r['tta'] else '') + '. ' + '; '.join(sorted(notes)) + '.*'
+        splits.add(f"{r['n_valid']} validation patches of `{Path(r['data']).name}` (fold {r['split']['fold']} of {r['split']['folds']}, "
+                   f"split {r['split']['hash']}{', flip TTA' if r['tta'] else ''})")
+    return '\n'.join(rows) + f"\n\n*Scores of the best epoch's checkpoint at the patches' own size on " + '; '.join(sorted(splits)) + \
+           '. ' + '; '.join(sorted(notes)) + '.*'
