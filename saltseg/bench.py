@@ -6,7 +6,8 @@
 __all__ = ['PROTOCOLS', 'Protocol', 'fast_dtype', 'runner', 'time_calls', 'benchmark', 'agreement', 'peer_models',
            'run_benchmark', 'saltseg_bench', 'checkpoint_agreement', 'speedup_markdown']
 
-# %% ../nbs/30_bench.ipynb #daf0a90b
+# %% ../nbs/30_bench.ipynb #e7ca93fa
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch._inductor.config as inductor_config
 import torch.nn as nn
 from fastcore.script import call_parse
 
@@ -24,7 +26,7 @@ from .learner import bf16_cpu_available, load_model, provenance, save_checkpoint
 from .models.core import create_model, list_models, main_logits
 from .models.zoo import count_flops
 
-# %% ../nbs/30_bench.ipynb #e3dba2e4
+# %% ../nbs/30_bench.ipynb #bceaf991
 @dataclass(frozen=True)
 class Protocol:
     "How a model is run while timed."
@@ -37,7 +39,7 @@ class Protocol:
 PROTOCOLS = {p.name: p for p in [
     Protocol('fp32', "fp32, eager, inference mode"),
     Protocol('fast', "inference mode, channels-last, bf16 autocast on CPUs with native bf16 (fp16 autocast on CUDA)", precision='fast'),
-    Protocol('compile', "the fast path plus torch.compile", precision='fast', compile=True),
+    Protocol('compile', "the fast path plus torch.compile with frozen weights (inference only)", precision='fast', compile=True),
     Protocol('dpsseg_original', "the earlier DpSSeg benchmark: fp32, eager, autograd on (no torch.no_grad)", grad=True),
 ]}
 
@@ -48,7 +50,7 @@ def fast_dtype(device) -> torch.dtype|None:
     if device.type == 'cpu' and bf16_cpu_available(): return torch.bfloat16
     return None
 
-# %% ../nbs/30_bench.ipynb #2b80d3a8
+# %% ../nbs/30_bench.ipynb #496270f6
 def runner(model:nn.Module, protocol:Protocol, device) -> callable:
     "A function that runs `model` on a batch under `protocol` and returns its main logits."
     device = torch.device(device)
@@ -56,10 +58,12 @@ def runner(model:nn.Module, protocol:Protocol, device) -> callable:
     dtype = fast_dtype(device) if protocol.precision == 'fast' else None
     if dtype is not None and device.type == 'cpu': model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if protocol.compile else model
+    # freezing: the weights become constants of the compiled graph; it applies when the first call compiles
+    compile_settings = inductor_config.patch(freezing=True) if protocol.compile else contextlib.nullcontext()
     def run(x):
         if dtype is not None and device.type == 'cpu': x = x.contiguous(memory_format=torch.channels_last)
         grad_context = torch.enable_grad() if protocol.grad else torch.inference_mode()
-        with grad_context, torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with grad_context, compile_settings, torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             return main_logits(forward(x))
     return run
 
@@ -121,7 +125,7 @@ def peer_models(size:int=256) -> dict:
     except ImportError: pass
     return peers
 
-# %% ../nbs/30_bench.ipynb #ec899ddd
+# %% ../nbs/30_bench.ipynb #51f3520d
 def run_benchmark(models:list|None=None, # registry names; None: all
                   sizes:tuple=(128, 256), batches:tuple=(1, 32), protocols:tuple=('fp32', 'fast'),
                   peers:bool=True, # include the installed peer models
@@ -171,6 +175,7 @@ def saltseg_bench(models:str=None, # comma-separated registry names; default: al
                   no_peers:bool=False, # leave out the peer models
                   checkpoint:str=None, # a trained checkpoint: also measure the fast path's agreement with fp32 on real patches
                   data:str=None, # data folder for the agreement check; default: $SALTSEG_DATA or the default data
+                  agreement_protocol:str='fast', # the protocol whose agreement with fp32 is measured
                  ):
     "Measure FPS, latency and achieved TFLOP/s of saltseg's models; write the results with provenance."
     try:
@@ -182,14 +187,15 @@ def saltseg_bench(models:str=None, # comma-separated registry names; default: al
             if data is None:
                 from saltseg.synthetic import get_data_path
                 data = get_data_path()
-            agreement = checkpoint_agreement(checkpoint, data)
-            print(f"agreement of the fast path with fp32: {agreement['agreement']:.4%} of pixels", flush=True)
+            if agreement_protocol not in PROTOCOLS: raise ValueError(f"unknown agreement protocol {agreement_protocol!r}")
+            agreement = checkpoint_agreement(checkpoint, data, agreement_protocol)
+            print(f"agreement of {agreement_protocol} with fp32: {agreement['agreement']:.4%} of pixels", flush=True)
         table = run_benchmark(split(models) if models else None, split(sizes, int), split(batches, int), split(protocols),
                               peers=not no_peers, out=out, min_seconds=min_seconds, max_repeats=max_repeats, agreement=agreement)
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"saltseg_bench: error: {e}")
     print(f"{len(table)} measurements written to {out}")
 
-# %% ../nbs/30_bench.ipynb #4f4492dd
+# %% ../nbs/30_bench.ipynb #e711cf1a
 def checkpoint_agreement(checkpoint, # a checkpoint written by `saltseg_train`
                          data, # data folder; its validation fold (fold 0 of 5) is used
                          protocol:str='fast', n:int=128, batch:int=16) -> dict:
@@ -198,12 +204,13 @@ def checkpoint_agreement(checkpoint, # a checkpoint written by `saltseg_train`
     recipe = DataRecipe(**model.saltseg_checkpoint['data_recipe'])
     items = load_items(data)
     patches = [read_image(p) for p in items.iloc[split_items(items)[1][:n]].image]
+    reference, under_test = runner(model, PROTOCOLS['fp32'], 'cpu'), runner(model, PROTOCOLS[protocol], 'cpu')
     same = total = 0
     for start in range(0, len(patches), batch):
         x = recipe_inputs(patches[start:start + batch], recipe)
         with torch.no_grad():
-            expected = runner(model, PROTOCOLS['fp32'], 'cpu')(x).float().argmax(1)
-            got = runner(model, PROTOCOLS[protocol], 'cpu')(x).float().argmax(1)
+            expected = reference(x).float().argmax(1)
+            got = under_test(x).float().argmax(1)
         same, total = same + (expected == got).sum().item(), total + expected.numel()
     return dict(checkpoint=str(checkpoint), model=model.saltseg_checkpoint['model_name'], protocol=protocol, patches=len(patches),
                 input_size=recipe.target_size(patches[0].shape)[0], agreement=same / total)
