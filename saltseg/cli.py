@@ -168,11 +168,11 @@ def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (
     print(f"{len(table)} masks written to {out} ({(table.coverage > 0).mean():.0%} with salt)"
           + (f"; submission {submission}" if submission else ''))
 
-# %% ../nbs/23_cli.ipynb #d6bf9074
+# %% ../nbs/23_cli.ipynb #97c6d776
 def training_runs_markdown(folder) -> str:
     "Markdown table of the `scores.json` of every run folder in `folder`, with provenance."
-    rows = ['| run | model | recipe | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU |',
-            '|---|---|---|---|---:|---:|---:|---:|---:|---:|']
+    rows = ['| run | model | recipe | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | commit |',
+            '|---|---|---|---|---:|---:|---:|---:|---:|---:|---|']
     found = sorted(Path(folder).glob('*/scores.json'))
     if not found: raise FileNotFoundError(f"{folder}: no run folders with scores.json")
     notes, splits = set(), set()   # provenance and validation sets of all runs, each said once
@@ -182,8 +182,8 @@ def training_runs_markdown(folder) -> str:
         s = r['scores']
         rows.append(f"| {path.parent.name} | {r['model']} | {r['train_recipe']} | {r['data_recipe']['name']} ({size}) | "
                     f"{r['epochs_run']} ({r['best_epoch']}) | {r['seconds'] / 60:.0f} | {s['kaggle']:.4f} | {s['salt_iou']:.4f} | "
-                    f"{s['salt_dice']:.4f} | {s['miou']:.4f} |")
-        notes.add(f"commit {r['commit'][:12]}, {r['date'][:10]}, {r['hardware']['cpu']} ({r['hardware']['cores']} cores), "
+                    f"{s['salt_dice']:.4f} | {s['miou']:.4f} | {r['commit'][:12]} |")
+        notes.add(f"{r['date'][:10]}, {r['hardware']['cpu']} ({r['hardware']['cores']} cores), "
                   f"torch {r['versions']['torch']}, fastai {r['versions']['fastai']}")
         splits.add(f"{r['n_valid']} validation patches of `{Path(r['data']).name}` (fold {r['split']['fold']} of {r['split']['folds']}, "
                    f"split {r['split']['hash']}{', flip TTA' if r['tta'] else ''})")
