@@ -125,7 +125,7 @@ def peer_models(size:int=256) -> dict:
     except ImportError: pass
     return peers
 
-# %% ../nbs/30_bench.ipynb #51f3520d
+# %% ../nbs/30_bench.ipynb #00af8529
 def run_benchmark(models:list|None=None, # registry names; None: all
                   sizes:tuple=(128, 256), batches:tuple=(1, 32), protocols:tuple=('fp32', 'fast'),
                   peers:bool=True, # include the installed peer models
@@ -180,14 +180,13 @@ def saltseg_bench(models:str=None, # comma-separated registry names; default: al
     "Measure FPS, latency and achieved TFLOP/s of saltseg's models; write the results with provenance."
     try:
         split = lambda text, kind=str: [kind(v) for v in text.split(',') if v.strip()]
-        unknown = [p for p in split(protocols) if p not in PROTOCOLS]
+        unknown = [p for p in split(protocols) + [agreement_protocol] if p not in PROTOCOLS]
         if unknown: raise ValueError(f"unknown protocol(s) {unknown}; valid: {', '.join(PROTOCOLS)}")
         agreement = None
         if checkpoint:
             if data is None:
                 from saltseg.synthetic import get_data_path
                 data = get_data_path()
-            if agreement_protocol not in PROTOCOLS: raise ValueError(f"unknown agreement protocol {agreement_protocol!r}")
             agreement = checkpoint_agreement(checkpoint, data, agreement_protocol)
             print(f"agreement of {agreement_protocol} with fp32: {agreement['agreement']:.4%} of pixels", flush=True)
         table = run_benchmark(split(models) if models else None, split(sizes, int), split(batches, int), split(protocols),
