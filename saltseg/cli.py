@@ -25,7 +25,7 @@ from .dataloaders import DataRecipe, get_recipe, recipe_inputs, salt_dataloaders
 from .learner import (CheckpointError, default_recipe, evaluate, fit_recipe, get_train_recipe, load_model,
                              predict_probability, provenance, read_checkpoint, seg_learner, split_hash, wandb_callback)
 
-# %% ../nbs/23_cli.ipynb #921097cf
+# %% ../nbs/23_cli.ipynb #a740c6c0
 SCORE_NAMES = ('kaggle', 'salt_iou', 'salt_dice', 'miou')
 
 def train(model:str, # a name from `list_models()`
@@ -37,6 +37,7 @@ def train(model:str, # a name from `list_models()`
           data_recipe:str|DataRecipe|None=None, # data recipe instead of the training recipe's
           bs:int|None=None, # batch size; None: the recipe's
           lr:float|None=None, # learning rate (the peak of a one-cycle schedule); None: the recipe's
+          switch_at:float|None=None, # fraction of the epochs after which the final loss takes over (1: never); None: the recipe's
           seed:int=0, fold:int=0, folds:int=5, # split and randomness
           limit:int|None=None, # train on a coverage-stratified subset of about this many patches
           fast:bool=True, # the fast path (bf16 on capable CPUs, mixed precision on CUDA)
@@ -52,6 +53,10 @@ def train(model:str, # a name from `list_models()`
     origin = provenance(command=' '.join(sys.argv) if 'saltseg_train' in sys.argv[0] else 'saltseg.cli.train')  # the code as it starts
     train_recipe = get_train_recipe(recipe or default_recipe(model))
     if lr: train_recipe = replace(train_recipe, lr=lr)
+    if switch_at is not None:
+        if not train_recipe.final_loss: raise ValueError(f"recipe {train_recipe.name} has no final loss to switch to")
+        if not 0 <= switch_at <= 1: raise ValueError(f"switch_at must be a fraction of the epochs (0 to 1), got {switch_at}")
+        train_recipe = replace(train_recipe, switch_at=switch_at)
     if data is None:
         from saltseg.synthetic import get_data_path
         data = get_data_path()
@@ -74,6 +79,7 @@ def train(model:str, # a name from `list_models()`
     best = read_checkpoint(out/'best.pth')
     history = pd.read_csv(out/'history.csv')
     result = dict(model=model, model_config=learn.saltseg['model_config'], train_recipe=train_recipe.name, lr=train_recipe.lr,
+                  switch_at=train_recipe.switch_at if train_recipe.final_loss else None,
                   data_recipe=asdict(data_recipe), epochs=epochs, epochs_run=int(len(history)), best_epoch=best['epoch'],
                   scores={k: evaluation[k] for k in SCORE_NAMES}, tta=evaluation['tta'], n_train=len(dls.train_ds),
                   n_valid=evaluation['n'], fast=learn.saltseg['fast'], seconds=round(time.perf_counter() - started, 1),
@@ -81,7 +87,7 @@ def train(model:str, # a name from `list_models()`
     (out/'scores.json').write_text(json.dumps(result, indent=1))
     return result
 
-# %% ../nbs/23_cli.ipynb #f943d19e
+# %% ../nbs/23_cli.ipynb #43dbd21e
 def _fail(command:str, error:Exception):
     "Exit with one line naming the command and the problem."
     raise SystemExit(f"{command}: error: {error}")
@@ -97,6 +103,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
                   size:int=None, # model input size (resize or pad target) instead of the recipe's
                   bs:int=None, # batch size; default: the recipe's
                   lr:float=None, # learning rate (the peak of a one-cycle schedule); default: the recipe's
+                  switch_at:float=None, # fraction of the epochs after which the recipe's final loss takes over (1: never); default: the recipe's
                   seed:int=0, # random seed (split, weights, shuffling)
                   fold:int=0, # validation fold
                   folds:int=5, # number of folds
@@ -112,7 +119,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
     if not model: _fail('saltseg_train', "--model is required (for example --model resnet34_unet)")
     try:
         model_config = json.loads(config) if config else None
-        result = train(model, data, recipe, epochs, out, size, bs=bs, lr=lr, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
+        result = train(model, data, recipe, epochs, out, size, bs=bs, lr=lr, switch_at=switch_at, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
                        pretrained=pretrained, resume=resume, model_config=model_config, wandb=wandb, distributed=distributed)
     except json.JSONDecodeError as e: _fail('saltseg_train', f"--config is not valid JSON ({e})")
     except _INPUT_ERRORS as e: _fail('saltseg_train', e)
@@ -168,10 +175,10 @@ def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (
     print(f"{len(table)} masks written to {out} ({(table.coverage > 0).mean():.0%} with salt)"
           + (f"; submission {submission}" if submission else ''))
 
-# %% ../nbs/23_cli.ipynb #97c6d776
+# %% ../nbs/23_cli.ipynb #d0aafbea
 def training_runs_markdown(folder) -> str:
     "Markdown table of the `scores.json` of every run folder in `folder`, with provenance."
-    rows = ['| run | model | recipe | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | commit |',
+    rows = ['| run | model | recipe (peak lr, loss switch) | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | commit |',
             '|---|---|---|---|---:|---:|---:|---:|---:|---:|---|']
     found = sorted(Path(folder).glob('*/scores.json'))
     if not found: raise FileNotFoundError(f"{folder}: no run folders with scores.json")
@@ -180,7 +187,11 @@ def training_runs_markdown(folder) -> str:
         r = json.loads(path.read_text())
         size = r['data_recipe'].get('pad_to') or r['data_recipe'].get('resize') or 'own size'
         s = r['scores']
-        rows.append(f"| {path.parent.name} | {r['model']} | {r['train_recipe']} | {r['data_recipe']['name']} ({size}) | "
+        history = pd.read_csv(path.parent/'history.csv')   # it names the loss of each epoch
+        switched = history[history['loss'] != history['loss'].iloc[0]]
+        recipe = ', '.join([r['train_recipe'], *([f"lr {r['lr']:g}"] if 'lr' in r else []),
+                            *([f"{switched['loss'].iloc[0]} from epoch {switched['epoch'].iloc[0]}"] if len(switched) else [])])
+        rows.append(f"| {path.parent.name} | {r['model']} | {recipe} | {r['data_recipe']['name']} ({size}) | "
                     f"{r['epochs_run']} ({r['best_epoch']}) | {r['seconds'] / 60:.0f} | {s['kaggle']:.4f} | {s['salt_iou']:.4f} | "
                     f"{s['salt_dice']:.4f} | {s['miou']:.4f} | {r['commit'][:12]} |")
         notes.add(f"{r['date'][:10]}, {r['hardware']['cpu']} ({r['hardware']['cores']} cores), "
