@@ -47,7 +47,7 @@ def main_logits(output:Tensor|SegOutput, # what a saltseg model returned
     if isinstance(output, Tensor): return output
     raise TypeError(f"main_logits expects a Tensor or a SegOutput, got {type(output).__name__}")
 
-# %% ../../nbs/10_models.core.ipynb #bf9544ff
+# %% ../../nbs/10_models.core.ipynb #12ba3ca2
 def nearest_sizes(size:int, # a height or width
                   multiple:int, # what it must divide by
                  ) -> list[int]: # the nearest working sizes, below (if > 0) and above
@@ -62,6 +62,7 @@ def check_input(x:Tensor, # the batch a model received
                 who:str='model', # name used in the message
                ):
     "Raise `ValueError` unless `x` is N x C x H x W with H and W divisible by `multiple` (and C == `in_channels`)."
+    if isinstance(x, torch.fx.Proxy): return  # symbolic tracing (int8 quantisation) has no shape to check
     if x.ndim != 4:
         raise ValueError(f"{who} expects a batch N x C x H x W, got a tensor of shape {tuple(x.shape)}")
     if in_channels is not None and x.shape[1] != in_channels:
