@@ -7,7 +7,7 @@ __all__ = ['PROTOCOLS', 'INT8_FLOAT_MODULES', 'Protocol', 'fast_dtype', 'runner'
            'Int8Model', 'quantize_int8', 'peer_models', 'run_benchmark', 'saltseg_bench', 'checkpoint_agreement',
            'speedup_markdown']
 
-# %% ../nbs/30_bench.ipynb #baff02d9
+# %% ../nbs/30_bench.ipynb #14c5b646
 import contextlib
 import copy
 import json
@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 import torch._inductor.config as inductor_config
 import torch.nn as nn
+import torch.nn.functional as F
 from fastcore.script import call_parse
 
 from .data import load_items, read_image, split_items
@@ -124,7 +125,7 @@ def agreement(model:nn.Module, x:torch.Tensor, protocol:str='fast', reference:st
         got = runner(model, PROTOCOLS[protocol], x.device, calibration)(x).float().argmax(1)
     return float((expected == got).float().mean())
 
-# %% ../nbs/30_bench.ipynb #69c4c0f6
+# %% ../nbs/30_bench.ipynb #a81b5eb9
 INT8_FLOAT_MODULES = ('encoder.stages.stem',)
 
 class Int8Model(nn.Module):
@@ -160,10 +161,25 @@ def quantize_int8(model:nn.Module, # a float model that `torch.fx` can trace
         try: prepared = prepare_fx(float_model, qconfig, example_inputs=(calibration[:1].cpu(),))
         except torch.fx.proxy.TraceError as e:
             raise ValueError(f"int8 needs a model that torch.fx can trace; {name} cannot be traced ({e})") from None
+        _share_cat_observers(prepared)
         with torch.no_grad():
             for start in range(0, len(calibration), batch): prepared(calibration[start:start + batch].cpu())
         quantized = convert_fx(prepared)
     return Int8Model(quantized, getattr(model, 'size_multiple', 1), getattr(model, 'in_channels', None), name)
+
+def _share_cat_observers(prepared:nn.Module):
+    "Give all inputs of each `torch.cat` one observer (through the resizes before it), so they share one int8 scale."
+    is_observer = lambda node: node.op == 'call_module' and 'activation_post_process' in node.target
+    for node in prepared.graph.nodes:
+        if node.op != 'call_function' or node.target is not torch.cat: continue
+        names, todo = [], [n for n in node.args[0] if is_observer(n)]
+        while todo:
+            observer = todo.pop()
+            names.append(observer.target)
+            source = observer.args[0]  # a resize keeps its input's scale, so the observer before it joins too
+            if source.op == 'call_function' and source.target is F.interpolate and is_observer(source.args[0]): todo.append(source.args[0])
+        shared = prepared.get_submodule(names[0]) if names else None
+        for name in names: setattr(prepared, name, shared)
 
 # %% ../nbs/30_bench.ipynb #2549e4fe
 def peer_models(size:int=256) -> dict:
