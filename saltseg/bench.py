@@ -340,7 +340,7 @@ def checkpoint_agreement(checkpoint, # a checkpoint written by `saltseg_train`
     return dict(checkpoint=str(checkpoint), model=model.saltseg_checkpoint['model_name'], protocol=protocol, patches=len(patches),
                 input_size=recipe.target_size(patches[0].shape)[0], agreement=same / total)
 
-# %% ../nbs/30_bench.ipynb #3fb10d7d
+# %% ../nbs/30_bench.ipynb #f6d1b2f5
 def speedup_markdown(path) -> str:
     "Markdown summary of DpSSeg at 256, batch 1, in the benchmark file `path`: each protocol's FPS and its ratio."
     content = json.loads(Path(path).read_text())
@@ -355,9 +355,12 @@ def speedup_markdown(path) -> str:
     hardware, versions = content['hardware'], content['versions']
     agreements = content.get('agreement') or []
     if isinstance(agreements, dict): agreements = [agreements]  # files written before several checkpoints could be checked
-    note = ''.join(f" With the trained checkpoint of `{Path(a['checkpoint']).parent.name}` on {a['patches']} real validation patches "
-                   f"({a['input_size']}x{a['input_size']}), the `{a['protocol']}` path predicts the same class as fp32 for "
-                   f"{a['agreement']:.4%} of pixels." for a in agreements)
+    by_protocol = {}
+    for a in agreements:
+        by_protocol.setdefault(a['protocol'], []).append(
+            f"{a['agreement']:.4%} (`{'/'.join(Path(a['checkpoint']).parts[-3:-1])}`, {a['patches']} patches at {a['input_size']}x{a['input_size']})")
+    note = (" Share of pixels given the same class as fp32 gives them, for trained checkpoints on real validation patches: "
+            + '; '.join(f"`{protocol}` {', '.join(shares)}" for protocol, shares in by_protocol.items()) + '.') if agreements else ''
     how = (f"Protocols timed in turns, {original['calls']} rounds after warm-up; each speed-up is the median of the per-round ratios"
            if in_turns else "Median of repeated calls after warm-up")
     return '\n'.join(lines) + (f"\n\n*{how}, on {hardware['cpu']} ({hardware['cores']} cores"
