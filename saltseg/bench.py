@@ -55,7 +55,7 @@ def fast_dtype(device) -> torch.dtype|None:
     if device.type == 'cpu' and bf16_cpu_available(): return torch.bfloat16
     return None
 
-# %% ../nbs/30_bench.ipynb #bc60e0c4
+# %% ../nbs/30_bench.ipynb #b342b6b9
 def runner(model:nn.Module, protocol:Protocol, device,
            calibration:torch.Tensor|None=None, # inputs that set the int8 activation ranges (protocol `int8` only)
           ) -> callable:
@@ -81,17 +81,21 @@ def runner(model:nn.Module, protocol:Protocol, device,
 def time_calls(run:callable, x:torch.Tensor, warmup:int=2, min_repeats:int=3, max_repeats:int=30,
                min_seconds:float=5.0) -> np.ndarray:
     "Seconds per call of `run(x)` after `warmup` calls (CUDA-synchronised)."
-    sync = torch.cuda.synchronize if x.device.type == 'cuda' else (lambda: None)
-    for _ in range(warmup): run(x); sync()
+    for _ in range(warmup): _timed_call(run, x)
     times = []
     started = time.perf_counter()
     while len(times) < min_repeats or (len(times) < max_repeats and time.perf_counter() - started < min_seconds):
-        begin = time.perf_counter()
-        run(x); sync()
-        times.append(time.perf_counter() - begin)
+        times.append(_timed_call(run, x))
     return np.array(times)
 
-# %% ../nbs/30_bench.ipynb #fc334aa5
+def _timed_call(run:callable, x:torch.Tensor) -> float:
+    "Seconds one call of `run(x)` takes, waiting for the GPU to finish on CUDA."
+    begin = time.perf_counter()
+    run(x)
+    if x.device.type == 'cuda': torch.cuda.synchronize()
+    return time.perf_counter() - begin
+
+# %% ../nbs/30_bench.ipynb #fb924f46
 def benchmark(model:str|nn.Module, # registry name, or a built model
               size:int=256, # input height and width
               batch:int=1, # images per call
@@ -108,13 +112,17 @@ def benchmark(model:str|nn.Module, # registry name, or a built model
     flops = flops if flops is not None else count_flops(model, size)
     x = torch.randn(batch, getattr(model, 'in_channels', 3), size, size, device=device)
     times = time_calls(runner(model, protocol, device, calibration=x), x, **timing)  # int8 timings do not depend on the values
+    return _timing_row(name or model_name(model), size, batch, protocol.name, times, flops, device)
+
+def _timing_row(name:str, size:int, batch:int, protocol:str, times:np.ndarray, flops:int, device) -> dict:
+    "A benchmark row from the seconds per call `times`: median latency, its spread (25th to 75th percentile), FPS, TFLOP/s."
     latency = float(np.median(times))
-    return dict(model=name or type(model).__name__, size=size, batch=batch, protocol=protocol.name,
+    return dict(model=name, size=size, batch=batch, protocol=protocol,
                 latency_ms=round(latency * 1e3, 3), spread_ms=round(float(np.subtract(*np.percentile(times, [75, 25]))) * 1e3, 3),
                 calls=len(times), fps=round(batch / latency, 2), tflops=round(flops * batch / latency / 1e12, 4),
                 gflops_per_image=round(flops / 1e9, 3), device=str(device))
 
-# %% ../nbs/30_bench.ipynb #df1d419b
+# %% ../nbs/30_bench.ipynb #8a69fa7b
 def interleaved(model:str|nn.Module, # registry name, or a built model
                 size:int=256, batch:int=1,
                 protocols:tuple=('dpsseg_original', 'fp32', 'fast'), # the first is the reference of the speed-ups
@@ -130,25 +138,15 @@ def interleaved(model:str|nn.Module, # registry name, or a built model
     flops = flops if flops is not None else count_flops(model, size)
     x = torch.randn(batch, getattr(model, 'in_channels', 3), size, size, device=device)
     runs = [runner(copy.deepcopy(model), PROTOCOLS[p], device, calibration=x) for p in protocols]
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     for run in runs:
-        for _ in range(warmup): run(x); sync()
-    times = np.zeros((rounds, len(runs)))
-    for r in range(rounds):
-        for j, run in enumerate(runs):
-            begin = time.perf_counter()
-            run(x); sync()
-            times[r, j] = time.perf_counter() - begin
+        for _ in range(warmup): _timed_call(run, x)
+    times = np.array([[_timed_call(run, x) for run in runs] for _ in range(rounds)])  # rounds x protocols
     speedups = times[:, :1] / times
     rows = []
     for j, protocol in enumerate(protocols):
-        latency = float(np.median(times[:, j]))
-        q25, q75 = np.percentile(times[:, j], [25, 75])
         s25, s50, s75 = np.percentile(speedups[:, j], [25, 50, 75])
-        rows.append(dict(model=name or model_name(model), size=size, batch=batch, protocol=protocol, latency_ms=round(latency * 1e3, 3),
-                         spread_ms=round((q75 - q25) * 1e3, 3), calls=rounds, fps=round(batch / latency, 2),
-                         tflops=round(flops * batch / latency / 1e12, 4), gflops_per_image=round(flops / 1e9, 3), device=str(device),
-                         reference=protocols[0], speedup=round(float(s50), 3), speedup_spread=round(float(s75 - s25), 3)))
+        rows.append(_timing_row(name or model_name(model), size, batch, protocol, times[:, j], flops, device)
+                    | dict(reference=protocols[0], speedup=round(float(s50), 3), speedup_spread=round(float(s75 - s25), 3)))
     return rows
 
 # %% ../nbs/30_bench.ipynb #07a31c15
