@@ -7,7 +7,7 @@ __all__ = ['PROTOCOLS', 'INT8_FLOAT_MODULES', 'Protocol', 'fast_dtype', 'runner'
            'agreement', 'Int8Model', 'quantize_int8', 'peer_models', 'run_benchmark', 'saltseg_bench',
            'checkpoint_agreement', 'speedup_markdown']
 
-# %% ../nbs/30_bench.ipynb #14c5b646
+# %% ../nbs/30_bench.ipynb #e299c10b
 import contextlib
 import copy
 import json
@@ -28,9 +28,10 @@ from .data import load_items, read_image, split_items
 from .dataloaders import DataRecipe, get_recipe, recipe_inputs
 from .learner import bf16_cpu_available, load_model, provenance, save_checkpoint
 from .models.core import check_input, create_model, list_models, main_logits, model_name
+from .models.dpsseg import fold_for_inference
 from .models.zoo import count_flops
 
-# %% ../nbs/30_bench.ipynb #f1386a78
+# %% ../nbs/30_bench.ipynb #1f99746b
 @dataclass(frozen=True)
 class Protocol:
     "How a model is run while timed."
@@ -39,12 +40,17 @@ class Protocol:
     precision: str = 'fp32'   # 'fp32', 'fast' (channels-last + bf16/fp16 autocast where supported) or 'int8' (CPU)
     grad: bool = False        # autograd on (no `no_grad`), as the earlier DpSSeg benchmark ran
     compile: bool = False     # `torch.compile` the model first
+    fold: bool = False        # run the model's folded inference form (`fold_for_inference`); models without one are skipped
 
 PROTOCOLS = {p.name: p for p in [
     Protocol('fp32', "fp32, eager, inference mode"),
     Protocol('fast', "inference mode, channels-last, bf16 autocast on CPUs with native bf16 (fp16 autocast on CUDA)", precision='fast'),
     Protocol('compile', "the fast path plus torch.compile with frozen weights (inference only)", precision='fast', compile=True),
     Protocol('int8', "static int8 quantisation (torch.fx, oneDNN; stem in fp32), inference mode, CPU only", precision='int8'),
+    Protocol('folded', "the fast path on the folded model (the same function with fewer operations: BatchNorm and projections "
+             "folded into DpSSeg's fusion, the deep stages fused at their own resolution)", precision='fast', fold=True),
+    Protocol('folded_compile', "the folded model on the fast path plus torch.compile with frozen weights",
+             precision='fast', compile=True, fold=True),
     Protocol('dpsseg_original', "the earlier DpSSeg benchmark: fp32, eager, autograd on (no torch.no_grad)", grad=True),
 ]}
 
@@ -55,12 +61,13 @@ def fast_dtype(device) -> torch.dtype|None:
     if device.type == 'cpu' and bf16_cpu_available(): return torch.bfloat16
     return None
 
-# %% ../nbs/30_bench.ipynb #b342b6b9
+# %% ../nbs/30_bench.ipynb #df77d000
 def runner(model:nn.Module, protocol:Protocol, device,
            calibration:torch.Tensor|None=None, # inputs that set the int8 activation ranges (protocol `int8` only)
           ) -> callable:
     "A function that runs `model` on a batch under `protocol` and returns its main logits."
     device = torch.device(device)
+    if protocol.fold: model = fold_for_inference(model)
     if protocol.precision == 'int8':
         if device.type != 'cpu': raise ValueError(f"the int8 protocol runs on the CPU only, not on {device}")
         if calibration is None: raise ValueError("the int8 protocol needs calibration inputs to set the activation ranges")
@@ -95,7 +102,7 @@ def _timed_call(run:callable, x:torch.Tensor) -> float:
     if x.device.type == 'cuda': torch.cuda.synchronize()
     return time.perf_counter() - begin
 
-# %% ../nbs/30_bench.ipynb #fb924f46
+# %% ../nbs/30_bench.ipynb #4fd6dad3
 def benchmark(model:str|nn.Module, # registry name, or a built model
               size:int=256, # input height and width
               batch:int=1, # images per call
@@ -112,7 +119,11 @@ def benchmark(model:str|nn.Module, # registry name, or a built model
     flops = flops if flops is not None else count_flops(model, size)
     x = torch.randn(batch, getattr(model, 'in_channels', 3), size, size, device=device)
     times = time_calls(runner(model, protocol, device, calibration=x), x, **timing)  # int8 timings do not depend on the values
-    return _timing_row(name or model_name(model), size, batch, protocol.name, times, flops, device)
+    return _timing_row(name or model_name(model), size, batch, protocol.name, times, _protocol_flops(model, protocol, size, flops), device)
+
+def _protocol_flops(model:nn.Module, protocol:Protocol, size:int, flops:int) -> int:
+    "FLOPs per image of `model` as `protocol` runs it: `flops`, or the folded form's own count."
+    return count_flops(fold_for_inference(model), size) if protocol.fold else flops
 
 def _timing_row(name:str, size:int, batch:int, protocol:str, times:np.ndarray, flops:int, device) -> dict:
     "A benchmark row from the seconds per call `times`: median latency, its spread (25th to 75th percentile), FPS, TFLOP/s."
@@ -122,7 +133,7 @@ def _timing_row(name:str, size:int, batch:int, protocol:str, times:np.ndarray, f
                 calls=len(times), fps=round(batch / latency, 2), tflops=round(flops * batch / latency / 1e12, 4),
                 gflops_per_image=round(flops / 1e9, 3), device=str(device))
 
-# %% ../nbs/30_bench.ipynb #8a69fa7b
+# %% ../nbs/30_bench.ipynb #7b9e31a0
 def interleaved(model:str|nn.Module, # registry name, or a built model
                 size:int=256, batch:int=1,
                 protocols:tuple=('dpsseg_original', 'fp32', 'fast'), # the first is the reference of the speed-ups
@@ -145,7 +156,8 @@ def interleaved(model:str|nn.Module, # registry name, or a built model
     rows = []
     for j, protocol in enumerate(protocols):
         s25, s50, s75 = np.percentile(speedups[:, j], [25, 50, 75])
-        rows.append(_timing_row(name or model_name(model), size, batch, protocol, times[:, j], flops, device)
+        rows.append(_timing_row(name or model_name(model), size, batch, protocol, times[:, j],
+                                _protocol_flops(model, PROTOCOLS[protocol], size, flops), device)
                     | dict(reference=protocols[0], speedup=round(float(s50), 3), speedup_spread=round(float(s75 - s25), 3)))
     return rows
 
@@ -230,7 +242,7 @@ def peer_models(size:int=256) -> dict:
     except ImportError: pass
     return peers
 
-# %% ../nbs/30_bench.ipynb #4ec276cd
+# %% ../nbs/30_bench.ipynb #34f05727
 def run_benchmark(models:list|None=None, # registry names; None: all
                   sizes:tuple=(128, 256), batches:tuple=(1, 32), protocols:tuple=('fp32', 'fast'),
                   peers:bool=True, # include the installed peer models
@@ -259,7 +271,7 @@ def run_benchmark(models:list|None=None, # registry names; None: all
                             for row in interleaved(model, size, batch, group, device, rounds, flops=flops, name=name, **timing): add(row)
                         else: add(benchmark(model, size, batch, group[0], device, flops, name=name, **timing))
                     except ValueError as e:
-                        if not any(PROTOCOLS[p].precision == 'int8' for p in group): raise
+                        if not any(PROTOCOLS[p].precision == 'int8' or PROTOCOLS[p].fold for p in group): raise
                         skipped.append(dict(model=name, size=size, batch=batch, protocol=','.join(group), reason=str(e)))
                         if verbose: print(f"{name:32s} {size:4d} x{batch:<3d} {','.join(group):16s} skipped: {e}", flush=True)
     if 'dpsseg' in models and not rounds: add(benchmark('dpsseg', 256, 1, 'dpsseg_original', device, **timing))
@@ -284,7 +296,7 @@ def _count_flops_any(model:nn.Module, size:int) -> int:
 def saltseg_bench(models:str=None, # comma-separated registry names; default: all
                   sizes:str='128,256', # comma-separated input sizes
                   batches:str='1,32', # comma-separated batch sizes
-                  protocols:str='fp32,fast', # comma-separated protocols (fp32, fast, compile, int8)
+                  protocols:str='fp32,fast', # comma-separated protocols (fp32, fast, compile, int8, folded, folded_compile)
                   out:str='results/bench_cpu.json', # results file (JSON; a CSV is written beside it)
                   min_seconds:float=5.0, # time each configuration for at least this long...
                   max_repeats:int=30, # ...but no more calls than this
