@@ -61,7 +61,7 @@ def fast_dtype(device) -> torch.dtype|None:
     if device.type == 'cpu' and bf16_cpu_available(): return torch.bfloat16
     return None
 
-# %% ../nbs/30_bench.ipynb #df77d000
+# %% ../nbs/30_bench.ipynb #c4150cb6
 def runner(model:nn.Module, protocol:Protocol, device,
            calibration:torch.Tensor|None=None, # inputs that set the int8 activation ranges (protocol `int8` only)
           ) -> callable:
@@ -75,7 +75,9 @@ def runner(model:nn.Module, protocol:Protocol, device,
     model = model.to(device).eval()
     dtype = fast_dtype(device) if protocol.precision == 'fast' else None
     if dtype is not None and device.type == 'cpu': model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if protocol.compile else model
+    # static shapes: a model called at several sizes (the agreement check's last, smaller batch) is compiled once per
+    # shape, instead of once for all shapes with slower kernels, which also marks the code dynamic for later models
+    forward = torch.compile(model, dynamic=False) if protocol.compile else model
     # freezing: the weights become constants of the compiled graph; it applies when the first call compiles
     compile_settings = inductor_config.patch(freezing=True) if protocol.compile else contextlib.nullcontext()
     def run(x):
