@@ -136,7 +136,7 @@ class FastCUDA(MixedPrecision):
     "fastai's mixed precision, keeping a `SegOutput` intact when casting predictions to float."
     def after_pred(self): self.learn.pred = _float_output(self.pred)
 
-# %% ../nbs/22_learner.ipynb #f48858dd
+# %% ../nbs/22_learner.ipynb #dbb4c2b8
 def seg_learner(dls, # from `salt_dataloaders`
                 model_name:str, # a name from `list_models()`
                 recipe:str|TrainRecipe|None=None, # a name in `TRAIN_RECIPES`; None: `default_recipe(model_name)`
@@ -153,6 +153,7 @@ def seg_learner(dls, # from `salt_dataloaders`
     device = torch.device(getattr(dls, 'device', None) or default_device())
     if fast and device.type == 'cuda': cbs.append(FastCUDA())
     elif fast and device.type == 'cpu' and bf16_cpu_available(): cbs.append(FastCPU())
+    if fast and hasattr(model, 'by_taps'): model.by_taps = True  # DpSSeg: the same fusion, fewer operations
     learn = Learner(dls, model, loss_func=DeepSupervision(LOSSES[recipe.loss](), recipe.aux_weight),
                     opt_func=partial(Adam, sqr_mom=0.999, eps=1e-8), lr=recipe.lr, wd=recipe.weight_decay,
                     metrics=seg_metrics(), splitter=splitter, cbs=cbs)
