@@ -88,7 +88,7 @@ def train(model:str, # a name from `list_models()`
     (out/'scores.json').write_text(json.dumps(result, indent=1))
     return result
 
-# %% ../nbs/23_cli.ipynb #43dbd21e
+# %% ../nbs/23_cli.ipynb #4ebb502e
 def _fail(command:str, error:Exception):
     "Exit with one line naming the command and the problem."
     raise SystemExit(f"{command}: error: {error}")
@@ -110,7 +110,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
                   folds:int=5, # number of folds
                   limit:int=None, # use a coverage-stratified subset of about this many patches
                   config:str=None, # model options as JSON, e.g. '{"base_width": 32}'
-                  fp32:bool=False, # train in float32 (switch the fast path off)
+                  fp32:bool=False, # train in float32, computed the plain way (switch the fast path off)
                   pretrained:bool=False, # ImageNet encoder weights (must be in torch's cache when offline)
                   resume:bool=False, # continue from RUN_DIR/last.pth
                   wandb:bool=False, # log to Weights & Biases in offline mode
