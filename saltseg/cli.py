@@ -26,7 +26,7 @@ from .learner import (CheckpointError, default_recipe, evaluate, fit_recipe, get
                              predict_probability, provenance, read_checkpoint, seg_learner, split_hash, wandb_callback)
 from .models.dpsseg import inference_form
 
-# %% ../nbs/23_cli.ipynb #a740c6c0
+# %% ../nbs/23_cli.ipynb #b326f29f
 SCORE_NAMES = ('kaggle', 'salt_iou', 'salt_dice', 'miou')
 
 def train(model:str, # a name from `list_models()`
@@ -63,6 +63,7 @@ def train(model:str, # a name from `list_models()`
         data = get_data_path()
     data, out = Path(data), Path(out)
     if resume and not (out/'last.pth').exists(): raise CheckpointError(f"{out/'last.pth'}: nothing to resume (file not found)")
+    earlier = pd.read_csv(out/'history.csv')['seconds'].sum() if resume and (out/'history.csv').exists() else 0.0  # epochs already run
     data_recipe = get_recipe(data_recipe or train_recipe.data_recipe)
     if size: data_recipe = data_recipe.with_size(size)
     set_seed(seed, reproducible=True)
@@ -83,7 +84,7 @@ def train(model:str, # a name from `list_models()`
                   switch_at=train_recipe.switch_at if train_recipe.final_loss else None,
                   data_recipe=asdict(data_recipe), epochs=epochs, epochs_run=int(len(history)), best_epoch=best['epoch'],
                   scores={k: evaluation[k] for k in SCORE_NAMES}, tta=evaluation['tta'], n_train=len(dls.train_ds),
-                  n_valid=evaluation['n'], fast=learn.saltseg['fast'], seconds=round(time.perf_counter() - started, 1),
+                  n_valid=evaluation['n'], fast=learn.saltseg['fast'], seconds=round(earlier + time.perf_counter() - started, 1),
                   **origin, data=str(data), split=dict(fold=fold, folds=folds, seed=seed, limit=limit, hash=split_hash(dls)))
     (out/'scores.json').write_text(json.dumps(result, indent=1))
     return result

@@ -58,7 +58,7 @@ class DpSSeg(nn.Module):
 
 register_model('dpsseg', DpSSeg)
 
-# %% ../../nbs/13_models.dpsseg.ipynb #c0c269ec
+# %% ../../nbs/13_models.dpsseg.ipynb #1a819bfc
 def shifted_upsampling(n:int, # length of the low-resolution side
                        factor:int, # upsampling factor, as `upsample` applies it
                        dtype=torch.float32, device=None) -> Tensor: # 3 x n*factor x n
@@ -85,7 +85,8 @@ def fused_sum(stages:list[Tensor], # f1, f2, ...
     f1, *deep = stages
     n, _, height, width = f1.shape
     channels = near.shape[0]
-    z = F.conv2d(f1, near, padding=1) + F.conv2d(f1.new_ones(1, 1, height, width), border.to(f1.dtype), padding=1)
+    ones = torch.ones(1, 1, height, width, dtype=f1.dtype, device=f1.device)  # the 3x3 of f1's bias reaches these pixels
+    z = F.conv2d(f1, near, padding=1) + F.conv2d(ones, border.to(f1.dtype), padding=1)
     for (weight, bias), f, stride in zip(taps, deep, strides[1:]):
         t = F.conv2d(f, weight, bias)
         factor, (h, w) = stride // strides[0], t.shape[-2:]
