@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SCORE_NAMES', 'train', 'saltseg_train', 'predict_folder', 'saltseg_predict', 'training_runs_markdown']
 
-# %% ../nbs/23_cli.ipynb #62cd1105
+# %% ../nbs/23_cli.ipynb #82e9f325
 import json
 import sys
 import time
@@ -24,7 +24,7 @@ from .data import DataError, load_items, png_files, read_image, rle_encode
 from .dataloaders import DataRecipe, get_recipe, recipe_inputs, salt_dataloaders
 from .learner import (CheckpointError, default_recipe, evaluate, fit_recipe, get_train_recipe, load_model,
                              predict_probability, provenance, read_checkpoint, seg_learner, split_hash, wandb_callback)
-from .models.dpsseg import inference_form
+from .models.dpsseg import fold_for_inference
 
 # %% ../nbs/23_cli.ipynb #b326f29f
 SCORE_NAMES = ('kaggle', 'salt_iou', 'salt_dice', 'miou')
@@ -128,7 +128,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
     print(f"best epoch {result['best_epoch']} of {result['epochs_run']}: " +
           ', '.join(f"{k} {v:.4f}" for k, v in result['scores'].items()) + f" ({result['seconds'] / 60:.1f} min) -> {out}")
 
-# %% ../nbs/23_cli.ipynb #006249f7
+# %% ../nbs/23_cli.ipynb #4963b2ee
 def predict_folder(checkpoint, # a `best.pth` or `last.pth` written by training
                    images, # folder of PNG patches
                    out, # folder for the predicted masks
@@ -142,7 +142,7 @@ def predict_folder(checkpoint, # a `best.pth` or `last.pth` written by training
     "Predict salt masks for every PNG in `images`, as PNGs in `out` (and optionally a submission CSV)."
     model = load_model(checkpoint)
     recipe = DataRecipe(**model.saltseg_checkpoint['data_recipe'])
-    if fold: model = inference_form(model)
+    if fold: model = fold_for_inference(model, required=False)
     files = png_files(Path(images))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

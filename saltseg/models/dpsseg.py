@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['upsample', 'DpSSeg', 'shifted_upsampling', 'fusion_taps', 'fused_sum', 'FoldedDpSSeg', 'fold_for_inference',
-           'inference_form', 'dpsseg_splitter']
+           'dpsseg_splitter']
 
 # %% ../../nbs/13_models.dpsseg.ipynb #7c6e3001
 import copy
@@ -17,7 +17,7 @@ from torch import Tensor
 from .core import (ConvNormAct, ResNetEncoder, SegOutput, check_input, encoder_splitter, model_name,
                                  register_model)
 
-# %% ../../nbs/13_models.dpsseg.ipynb #16513491
+# %% ../../nbs/13_models.dpsseg.ipynb #0a0a89c0
 def upsample(x:Tensor, factor:int|tuple) -> Tensor:
     "Bilinear upsampling of `x` by the whole number `factor` (or one per side); `x` itself for 1."
     return x if factor == 1 else F.interpolate(x, scale_factor=factor, mode='bilinear', align_corners=False)
@@ -50,15 +50,19 @@ class DpSSeg(nn.Module):
         return self.fuse(torch.cat([upsample(project(f), stride // f1_stride)
                                     for project, f, stride in zip(self.projections, stages, self.strides)], dim=1))
 
+    def heads(self, stages:list[Tensor], fused:Tensor) -> SegOutput:
+        "The main logits from the `fused` hypercolumns, the auxiliary ones from f2, f3, f4; all at the input size."
+        main = upsample(self.head(fused), self.strides[0])
+        return SegOutput(main, [upsample(head(f), stride) for head, f, stride in zip(self.aux_heads, stages[1:], self.strides[1:])])
+
     def forward(self, x:Tensor) -> SegOutput:
         check_input(x, self.size_multiple, self.in_channels, model_name(self))
         _stem, *stages = self.encoder(x)
-        main = upsample(self.head(self.hypercolumns(stages)), self.strides[0])
-        return SegOutput(main, [upsample(head(f), stride) for head, f, stride in zip(self.aux_heads, stages[1:], self.strides[1:])])
+        return self.heads(stages, self.hypercolumns(stages))
 
 register_model('dpsseg', DpSSeg)
 
-# %% ../../nbs/13_models.dpsseg.ipynb #1a819bfc
+# %% ../../nbs/13_models.dpsseg.ipynb #b83df44f
 def shifted_upsampling(n:int, # length of the low-resolution side
                        factor:int, # upsampling factor, as `upsample` applies it
                        dtype=torch.float32, device=None) -> Tensor: # 3 x n*factor x n
@@ -118,26 +122,26 @@ class FoldedDpSSeg(nn.Module):
         if mode: raise RuntimeError("FoldedDpSSeg is for inference only (its BatchNorm is folded); train the DpSSeg it came from")
         return super().train(False)
 
-    def fused(self, stages:list[Tensor]) -> Tensor:
+    def hypercolumns(self, stages:list[Tensor]) -> Tensor:
         "What `DpSSeg.hypercolumns` computes in evaluation mode, the folded way."
         taps = list(zip(self.taps[::2], self.taps[1::2]))
         return self.act(fused_sum(stages, self.near, self.near_border, taps, self.strides) + self.shift[:, None, None])
 
+    heads = DpSSeg.heads
+
     def forward(self, x:Tensor) -> SegOutput:
         check_input(x, self.size_multiple, self.in_channels, 'dpsseg (folded)')
         _stem, *stages = self.encoder(x)
-        main = upsample(self.head(self.fused(stages)), self.strides[0])
-        return SegOutput(main, [upsample(head(f), stride) for head, f, stride in zip(self.aux_heads, stages[1:], self.strides[1:])])
+        return self.heads(stages, self.hypercolumns(stages))
 
-def fold_for_inference(model:nn.Module) -> nn.Module:
-    "The folded inference form of `model` (`FoldedDpSSeg` for DpSSeg); `ValueError` for a model without one."
+def fold_for_inference(model:nn.Module,
+                       required:bool=True, # False: a model without a folded form is returned as it is
+                      ) -> nn.Module:
+    "The folded inference form of `model` (`FoldedDpSSeg` for DpSSeg); for a model without one, `ValueError` or `model` itself."
     if isinstance(model, FoldedDpSSeg): return model
     if isinstance(model, DpSSeg): return FoldedDpSSeg(model)
-    raise ValueError(f"{model_name(model)} has no folded inference form (only dpsseg has one)")
-
-def inference_form(model:nn.Module) -> nn.Module:
-    "`model`'s folded form where it has one (the same function, fewer operations), else `model` itself."
-    return FoldedDpSSeg(model) if isinstance(model, DpSSeg) else model
+    if required: raise ValueError(f"{model_name(model)} has no folded inference form (only dpsseg has one)")
+    return model
 
 # %% ../../nbs/13_models.dpsseg.ipynb #bd1abc1b
 def dpsseg_splitter(model:DpSSeg) -> list[list[nn.Parameter]]:
