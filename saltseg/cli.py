@@ -26,7 +26,7 @@ from .learner import (CheckpointError, default_recipe, evaluate, fit_recipe, get
                              predict_probability, provenance, read_checkpoint, seg_learner, split_hash, wandb_callback)
 from .models.dpsseg import fold_for_inference
 
-# %% ../nbs/23_cli.ipynb #b326f29f
+# %% ../nbs/23_cli.ipynb #6afcfccd
 SCORE_NAMES = ('kaggle', 'salt_iou', 'salt_dice', 'miou')
 
 def train(model:str, # a name from `list_models()`
@@ -39,6 +39,7 @@ def train(model:str, # a name from `list_models()`
           bs:int|None=None, # batch size; None: the recipe's
           lr:float|None=None, # learning rate (the peak of a one-cycle schedule); None: the recipe's
           switch_at:float|None=None, # fraction of the epochs after which the final loss takes over (1: never); None: the recipe's
+          ema:float|None=None, # decay of the exponential moving average of the weights (0: none); None: the recipe's
           seed:int=0, fold:int=0, folds:int=5, # split and randomness
           limit:int|None=None, # train on a coverage-stratified subset of about this many patches
           fast:bool=True, # the fast path (bf16 on capable CPUs, mixed precision on CUDA)
@@ -58,6 +59,9 @@ def train(model:str, # a name from `list_models()`
         if not train_recipe.final_loss: raise ValueError(f"recipe {train_recipe.name} has no final loss to switch to")
         if not 0 <= switch_at <= 1: raise ValueError(f"switch_at must be a fraction of the epochs (0 to 1), got {switch_at}")
         train_recipe = replace(train_recipe, switch_at=switch_at)
+    if ema is not None:
+        if not 0 <= ema < 1: raise ValueError(f"ema is the weight average's decay per step (0 to below 1), got {ema}")
+        train_recipe = replace(train_recipe, ema=ema)
     if data is None:
         from saltseg.synthetic import get_data_path
         data = get_data_path()
@@ -81,7 +85,7 @@ def train(model:str, # a name from `list_models()`
     best = read_checkpoint(out/'best.pth')
     history = pd.read_csv(out/'history.csv')
     result = dict(model=model, model_config=learn.saltseg['model_config'], train_recipe=train_recipe.name, lr=train_recipe.lr,
-                  switch_at=train_recipe.switch_at if train_recipe.final_loss else None,
+                  switch_at=train_recipe.switch_at if train_recipe.final_loss else None, ema=train_recipe.ema,
                   data_recipe=asdict(data_recipe), epochs=epochs, epochs_run=int(len(history)), best_epoch=best['epoch'],
                   scores={k: evaluation[k] for k in SCORE_NAMES}, tta=evaluation['tta'], n_train=len(dls.train_ds),
                   n_valid=evaluation['n'], fast=learn.saltseg['fast'], seconds=round(earlier + time.perf_counter() - started, 1),
@@ -89,7 +93,7 @@ def train(model:str, # a name from `list_models()`
     (out/'scores.json').write_text(json.dumps(result, indent=1))
     return result
 
-# %% ../nbs/23_cli.ipynb #4ebb502e
+# %% ../nbs/23_cli.ipynb #3ca9ab49
 def _fail(command:str, error:Exception):
     "Exit with one line naming the command and the problem."
     raise SystemExit(f"{command}: error: {error}")
@@ -106,6 +110,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
                   bs:int=None, # batch size; default: the recipe's
                   lr:float=None, # learning rate (the peak of a one-cycle schedule); default: the recipe's
                   switch_at:float=None, # fraction of the epochs after which the recipe's final loss takes over (1: never); default: the recipe's
+                  ema:float=None, # validate and keep an exponential moving average of the weights with this decay per step, e.g. 0.998 (0: none); default: the recipe's
                   seed:int=0, # random seed (split, weights, shuffling)
                   fold:int=0, # validation fold
                   folds:int=5, # number of folds
@@ -121,7 +126,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
     if not model: _fail('saltseg_train', "--model is required (for example --model resnet34_unet)")
     try:
         model_config = json.loads(config) if config else None
-        result = train(model, data, recipe, epochs, out, size, bs=bs, lr=lr, switch_at=switch_at, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
+        result = train(model, data, recipe, epochs, out, size, bs=bs, lr=lr, switch_at=switch_at, ema=ema, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
                        pretrained=pretrained, resume=resume, model_config=model_config, wandb=wandb, distributed=distributed)
     except json.JSONDecodeError as e: _fail('saltseg_train', f"--config is not valid JSON ({e})")
     except _INPUT_ERRORS as e: _fail('saltseg_train', e)
@@ -179,10 +184,10 @@ def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (
     print(f"{len(table)} masks written to {out} ({(table.coverage > 0).mean():.0%} with salt)"
           + (f"; submission {submission}" if submission else ''))
 
-# %% ../nbs/23_cli.ipynb #d0aafbea
+# %% ../nbs/23_cli.ipynb #497c255c
 def training_runs_markdown(folder) -> str:
     "Markdown table of the `scores.json` of every run folder in `folder`, with provenance."
-    rows = ['| run | model | recipe (peak lr, loss switch) | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | commit |',
+    rows = ['| run | model | recipe (peak lr, loss switch, weight average) | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | commit |',
             '|---|---|---|---|---:|---:|---:|---:|---:|---:|---|']
     found = sorted(Path(folder).glob('*/scores.json'))
     if not found: raise FileNotFoundError(f"{folder}: no run folders with scores.json")
@@ -194,7 +199,8 @@ def training_runs_markdown(folder) -> str:
         history = pd.read_csv(path.parent/'history.csv')   # it names the loss of each epoch
         switched = history[history['loss'] != history['loss'].iloc[0]]
         recipe = ', '.join([r['train_recipe'], *([f"lr {r['lr']:g}"] if 'lr' in r else []),
-                            *([f"{switched['loss'].iloc[0]} from epoch {switched['epoch'].iloc[0]}"] if len(switched) else [])])
+                            *([f"{switched['loss'].iloc[0]} from epoch {switched['epoch'].iloc[0]}"] if len(switched) else []),
+                            *([f"weight average (EMA {r['ema']:g})"] if r.get('ema') else [])])
         rows.append(f"| {path.parent.name} | {r['model']} | {recipe} | {r['data_recipe']['name']} ({size}) | "
                     f"{r['epochs_run']} ({r['best_epoch']}) | {r['seconds'] / 60:.0f} | {s['kaggle']:.4f} | {s['salt_iou']:.4f} | "
                     f"{s['salt_dice']:.4f} | {s['miou']:.4f} | {r['commit'][:12]} |")

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['LOSSES', 'TRAIN_RECIPES', 'CHECKPOINT_FORMAT', 'TrainRecipe', 'get_train_recipe', 'default_recipe',
            'bf16_cpu_available', 'fast_inference', 'FastCPU', 'FastCUDA', 'seg_learner', 'SwitchLoss', 'HistoryCSV',
-           'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_model', 'SaltCheckpoint', 'resume_from',
-           'learning_rate', 'fit_recipe', 'predict_probability', 'evaluate', 'training_speed', 'batch_losses',
-           'provenance', 'split_hash', 'wandb_callback']
+           'WeightAverage', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_model', 'SaltCheckpoint',
+           'resume_from', 'learning_rate', 'fit_recipe', 'predict_probability', 'evaluate', 'training_speed',
+           'batch_losses', 'provenance', 'split_hash', 'wandb_callback']
 
-# %% ../nbs/22_learner.ipynb #171dc689
+# %% ../nbs/22_learner.ipynb #cb0fe024
 import json
 import os
 import platform
@@ -34,13 +34,14 @@ from fastai.callback.training import GradientClip
 from fastai.learner import Learner
 from fastai.optimizer import Adam
 from fastai.torch_core import default_device, trainable_params
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .dataloaders import DataRecipe, get_recipe
 from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice, bce_dice_loss, salt_probability, unet_study_loss
 from .metrics import score_masks, seg_metrics
 from .models.core import SegOutput, create_model, encoder_splitter, main_logits
 
-# %% ../nbs/22_learner.ipynb #2bc1953e
+# %% ../nbs/22_learner.ipynb #35a66c19
 LOSSES = {'ce': CrossEntropy, 'bce': BCE, 'dice': SoftDice, 'unet_study': unet_study_loss,
           'bce_dice': bce_dice_loss, 'lovasz': LovaszHinge}
 
@@ -65,6 +66,7 @@ class TrainRecipe:
     switch_at: float = 0.6        # ...after this fraction of the epochs
     encoder_lr: float|None = None # encoder learning rate when the encoder is pretrained
     tta: bool = False             # horizontal-flip test-time augmentation at evaluation
+    ema: float = 0.0              # decay of an exponential moving average of the weights, validated and kept (0: none)
     monitor: str = 'kaggle'       # the metric that picks the best checkpoint (higher is better)
 
 TRAIN_RECIPES = {r.name: r for r in [
@@ -184,7 +186,31 @@ class HistoryCSV(Callback):
         new = not self.path.exists()
         pd.DataFrame([_plain(row)]).to_csv(self.path, mode='a', header=new, index=False)
 
-# %% ../nbs/22_learner.ipynb #d9e0c85a
+# %% ../nbs/22_learner.ipynb #838365c9
+class WeightAverage(Callback):
+    "Keep an exponential moving average of the weights (`decay` per step) and validate it instead of the live weights."
+    def __init__(self, decay:float, state:dict|None=None): # `state`: an earlier average (from `last.pth`) to continue
+        if not 0 <= decay <= 1: raise ValueError(f"weight average decay must be between 0 and 1, got {decay}")
+        self.decay, self.state = decay, state
+
+    def before_fit(self):
+        self.average = AveragedModel(self.learn.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        if self.state is not None: self.average.load_state_dict(self.state)
+        self.learn.weight_average, self.live = self, None
+
+    def after_step(self): self.average.update_parameters(self.learn.model)
+
+    def before_validate(self):
+        if self.average.n_averaged == 0: return  # nothing averaged yet (a resumed run that is already finished)
+        self.live = {k: v.clone() for k, v in self.learn.model.state_dict().items()}
+        self.learn.model.load_state_dict(self.average.module.state_dict())
+
+    def after_validate(self):
+        if self.live is not None: self.learn.model.load_state_dict(self.live); self.live = None
+
+    def after_fit(self): del self.learn.weight_average
+
+# %% ../nbs/22_learner.ipynb #950985c7
 CHECKPOINT_FORMAT = 'saltseg-checkpoint-1'
 
 class CheckpointError(ValueError):
@@ -203,6 +229,7 @@ def save_checkpoint(path, # where to write (.pth)
                     train_recipe:dict|str='', # the training recipe (its fields, or its name)
                     epoch:int|None=None, metrics:dict|None=None, # where training stood
                     optimizer_state:dict|None=None, # to resume training
+                    average:dict|None=None, # a `WeightAverage`'s state, to resume it
                    ) -> Path:
     "Write a self-describing checkpoint of `model` atomically (temporary file, then rename)."
     path = Path(path)
@@ -210,7 +237,7 @@ def save_checkpoint(path, # where to write (.pth)
     payload = dict(format=CHECKPOINT_FORMAT, model_name=config.pop('name'), model_config=_plain(config),
                    data_recipe=_plain(asdict(data_recipe) if isinstance(data_recipe, DataRecipe) else dict(data_recipe)),
                    train_recipe=_plain(train_recipe), epoch=epoch, metrics=_plain(metrics or {}),
-                   state_dict=model.state_dict(), optimizer=optimizer_state)
+                   state_dict=model.state_dict(), optimizer=optimizer_state, average=average)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
@@ -241,10 +268,10 @@ def load_model(path, # a checkpoint written by `save_checkpoint`
     checkpoint = read_checkpoint(path)
     model = create_model(checkpoint['model_name'], **checkpoint['model_config'])
     model.load_state_dict(checkpoint['state_dict'])
-    model.saltseg_checkpoint = {k: v for k, v in checkpoint.items() if k not in ('state_dict', 'optimizer')}
+    model.saltseg_checkpoint = {k: v for k, v in checkpoint.items() if k not in ('state_dict', 'optimizer', 'average')}
     return model.to(device).eval()
 
-# %% ../nbs/22_learner.ipynb #90cbf33e
+# %% ../nbs/22_learner.ipynb #2fe8781f
 def _optimizer_state(opt) -> dict:
     "fastai optimiser state as plain dicts and lists (loadable with weights_only=True)."
     state = opt.state_dict()
@@ -263,17 +290,19 @@ class SaltCheckpoint(Callback):
             previous = read_checkpoint(best)
             self.best, self.best_epoch = previous['metrics'].get(self.monitor, -float('inf')), previous['epoch']
 
-    def _save(self, name, metrics, with_optimizer):
-        save_checkpoint(self.folder/name, self.learn.model, self.learn.saltseg['data_recipe'], self.learn.saltseg['train_recipe'],
-                        epoch=self.epoch, metrics=metrics, optimizer_state=_optimizer_state(self.learn.opt) if with_optimizer else None)
+    def _save(self, name, model, metrics, **resume_state):
+        save_checkpoint(self.folder/name, model, self.learn.saltseg['data_recipe'], self.learn.saltseg['train_recipe'],
+                        epoch=self.epoch, metrics=metrics, **resume_state)
 
     def after_epoch(self):
         if self.epoch < self.start_epoch: return
         metrics = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k not in ('epoch', 'time')}
-        self._save('last.pth', metrics, with_optimizer=True)
+        average = getattr(self.learn, 'weight_average', None)  # with a `WeightAverage`, the metrics are its average's
+        self._save('last.pth', self.learn.model, metrics, optimizer_state=_optimizer_state(self.learn.opt),
+                   average=average.average.state_dict() if average else None)
         if metrics.get(self.monitor) is not None and metrics[self.monitor] > self.best:
             self.best, self.best_epoch = metrics[self.monitor], self.epoch
-            self._save('best.pth', metrics, with_optimizer=False)
+            self._save('best.pth', average.average.module if average else self.learn.model, metrics)
 
     def after_fit(self):
         if self.keep_best and (self.folder/'best.pth').exists():
@@ -290,7 +319,7 @@ def resume_from(learn:Learner, path) -> int:
         learn.opt.load_state_dict(checkpoint['optimizer'])
     return (checkpoint['epoch'] or 0) + 1
 
-# %% ../nbs/22_learner.ipynb #a9f137e3
+# %% ../nbs/22_learner.ipynb #cf058c18
 def learning_rate(learn:Learner, recipe:TrainRecipe):
     "The recipe's learning rate, split by parameter group when the encoder is pretrained and the recipe slows it."
     if recipe.encoder_lr and learn.saltseg.get('pretrained') and len(learn.splitter(learn.model)) > 1:
@@ -308,6 +337,7 @@ def fit_recipe(learn:Learner, # from `seg_learner`
     epochs = epochs or recipe.epochs
     start_epoch = resume_from(learn, resume) if resume else 0
     cbs = list(cbs or [])
+    if recipe.ema: cbs.append(WeightAverage(recipe.ema, read_checkpoint(resume).get('average') if resume else None))
     if recipe.final_loss:
         cbs.append(SwitchLoss(learn.loss_func, DeepSupervision(LOSSES[recipe.final_loss](), recipe.aux_weight),
                               at=round(recipe.switch_at * epochs)))
