@@ -271,7 +271,7 @@ def load_model(path, # a checkpoint written by `save_checkpoint`
     model.saltseg_checkpoint = {k: v for k, v in checkpoint.items() if k not in ('state_dict', 'optimizer', 'average')}
     return model.to(device).eval()
 
-# %% ../nbs/22_learner.ipynb #2fe8781f
+# %% ../nbs/22_learner.ipynb #da12b5f3
 def _optimizer_state(opt) -> dict:
     "fastai optimiser state as plain dicts and lists (loadable with weights_only=True)."
     state = opt.state_dict()
@@ -308,9 +308,9 @@ class SaltCheckpoint(Callback):
         if self.keep_best and (self.folder/'best.pth').exists():
             self.learn.model.load_state_dict(read_checkpoint(self.folder/'best.pth')['state_dict'])
 
-def resume_from(learn:Learner, path) -> int:
+def resume_from(learn:Learner, path, checkpoint:dict|None=None) -> int: # `checkpoint`: the file's contents, if already read
     "Load model and optimiser state from checkpoint `path` into `learn`; returns the next epoch."
-    checkpoint = read_checkpoint(path)
+    checkpoint = checkpoint or read_checkpoint(path)
     if checkpoint['model_name'] != learn.saltseg['model_name']:
         raise CheckpointError(f"{path}: holds {checkpoint['model_name']}, not {learn.saltseg['model_name']}")
     learn.model.load_state_dict(checkpoint['state_dict'])
@@ -319,7 +319,7 @@ def resume_from(learn:Learner, path) -> int:
         learn.opt.load_state_dict(checkpoint['optimizer'])
     return (checkpoint['epoch'] or 0) + 1
 
-# %% ../nbs/22_learner.ipynb #cf058c18
+# %% ../nbs/22_learner.ipynb #d799efe6
 def learning_rate(learn:Learner, recipe:TrainRecipe):
     "The recipe's learning rate, split by parameter group when the encoder is pretrained and the recipe slows it."
     if recipe.encoder_lr and learn.saltseg.get('pretrained') and len(learn.splitter(learn.model)) > 1:
@@ -335,9 +335,10 @@ def fit_recipe(learn:Learner, # from `seg_learner`
     "Train `learn` with its recipe's schedule, loss switch, plateau and early-stopping callbacks."
     recipe = TrainRecipe(**learn.saltseg['train_recipe'])
     epochs = epochs or recipe.epochs
-    start_epoch = resume_from(learn, resume) if resume else 0
+    checkpoint = read_checkpoint(resume) if resume else {}  # read once: it holds the weights, optimiser and average
+    start_epoch = resume_from(learn, resume, checkpoint) if resume else 0
     cbs = list(cbs or [])
-    if recipe.ema: cbs.append(WeightAverage(recipe.ema, read_checkpoint(resume).get('average') if resume else None))
+    if recipe.ema: cbs.append(WeightAverage(recipe.ema, checkpoint.get('average')))
     if recipe.final_loss:
         cbs.append(SwitchLoss(learn.loss_func, DeepSupervision(LOSSES[recipe.final_loss](), recipe.aux_weight),
                               at=round(recipe.switch_at * epochs)))
