@@ -93,7 +93,7 @@ def train(model:str, # a name from `list_models()`
     (out/'scores.json').write_text(json.dumps(result, indent=1))
     return result
 
-# %% ../nbs/23_cli.ipynb #3ca9ab49
+# %% ../nbs/23_cli.ipynb #dea109de
 def _fail(command:str, error:Exception):
     "Exit with one line naming the command and the problem."
     raise SystemExit(f"{command}: error: {error}")
@@ -107,6 +107,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
                   epochs:int=None, # epochs; default: the recipe's
                   out:str='runs/train', # run folder for history.csv, best.pth, last.pth and scores.json
                   size:int=None, # model input size (resize or pad target) instead of the recipe's
+                  data_recipe:str=None, # kaggle128 (reflect-pad), dpsseg (resize) or unet_study; default: the training recipe's
                   bs:int=None, # batch size; default: the recipe's
                   lr:float=None, # learning rate (the peak of a one-cycle schedule); default: the recipe's
                   switch_at:float=None, # fraction of the epochs after which the recipe's final loss takes over (1: never); default: the recipe's
@@ -126,7 +127,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
     if not model: _fail('saltseg_train', "--model is required (for example --model resnet34_unet)")
     try:
         model_config = json.loads(config) if config else None
-        result = train(model, data, recipe, epochs, out, size, bs=bs, lr=lr, switch_at=switch_at, ema=ema, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
+        result = train(model, data, recipe, epochs, out, size, data_recipe, bs=bs, lr=lr, switch_at=switch_at, ema=ema, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
                        pretrained=pretrained, resume=resume, model_config=model_config, wandb=wandb, distributed=distributed)
     except json.JSONDecodeError as e: _fail('saltseg_train', f"--config is not valid JSON ({e})")
     except _INPUT_ERRORS as e: _fail('saltseg_train', e)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['IGNORE', 'salt_logit', 'salt_probability', 'SaltLoss', 'CrossEntropy', 'BCE', 'SoftDice', 'WeightedSum',
-           'unet_study_loss', 'bce_dice_loss', 'lovasz_hinge_flat', 'LovaszHinge', 'DeepSupervision']
+           'unet_study_loss', 'bce_dice_loss', 'lovasz_hinge_images', 'LovaszHinge', 'DeepSupervision']
 
 # %% ../nbs/20_losses.ipynb #c85c4640
 import torch
@@ -81,30 +81,30 @@ class WeightedSum(SaltLoss):
 def unet_study_loss(): return WeightedSum((0.3, CrossEntropy()), (2.0, SoftDice()))
 def bce_dice_loss(): return WeightedSum((1.0, BCE()), (1.0, SoftDice(classes=(1,))))
 
-# %% ../nbs/20_losses.ipynb #2610cdac
+# %% ../nbs/20_losses.ipynb #f3b55b32
 def _lovasz_grad(truth_sorted:torch.Tensor) -> torch.Tensor:
-    "Gradient of the Lovasz extension of the Jaccard loss at sorted errors."
-    total = truth_sorted.sum()
-    intersection = total - truth_sorted.cumsum(0)
-    union = total + (1 - truth_sorted).cumsum(0)
+    "Gradient of the Lovasz extension of the Jaccard loss at errors sorted along the last dimension."
+    total = truth_sorted.sum(-1, keepdim=True)
+    intersection = total - truth_sorted.cumsum(-1)
+    union = total + (1 - truth_sorted).cumsum(-1)
     jaccard = 1 - intersection / union
-    if len(truth_sorted) > 1: jaccard[1:] = jaccard[1:] - jaccard[:-1]
-    return jaccard
+    return torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], -1)
 
-def lovasz_hinge_flat(logit:torch.Tensor, truth:torch.Tensor) -> torch.Tensor:
-    "Lovasz hinge of one image's flattened salt logits and 0/1 truth."
-    if len(logit) == 0: return logit.sum() * 0
-    signs = 2 * truth.float() - 1
-    errors = 1 - logit * signs
-    errors_sorted, order = torch.sort(errors, descending=True)
-    return torch.dot(F.relu(errors_sorted), _lovasz_grad(truth[order].float()))
+def lovasz_hinge_images(logit:torch.Tensor, # salt logits, one row per image (B x N)
+                        target:torch.Tensor, # 0/1 truth with 255 = ignore, same shape
+                       ) -> torch.Tensor: # the Lovasz hinge of each image (B)
+    "Lovasz hinge of each image, all images sorted at once; ignored pixels sort last and count for nothing."
+    valid = target != IGNORE
+    truth = (target == 1) & valid
+    errors = torch.where(valid, 1 - logit * (2 * truth.float() - 1), float('-inf'))
+    errors_sorted, order = torch.sort(errors, dim=-1, descending=True)
+    return (F.relu(errors_sorted) * _lovasz_grad(truth.gather(-1, order).float())).sum(-1)
 
 class LovaszHinge(SaltLoss):
     "Lovasz hinge on the salt logit, per image, averaged over the batch; target 255 ignored."
     def forward(self, logits, target):
         logit = salt_logit(logits).float()
-        losses = [lovasz_hinge_flat(l[t != IGNORE], t[t != IGNORE]) for l, t in zip(logit, target)]
-        return torch.stack(losses).mean()
+        return lovasz_hinge_images(logit.flatten(1), target.flatten(1)).mean()
 
 # %% ../nbs/20_losses.ipynb #a173f727
 class DeepSupervision(SaltLoss):
