@@ -6,7 +6,7 @@
 __all__ = ['SCORE_NAMES', 'COVERAGE_BANDS', 'write_valid_scores', 'train', 'saltseg_train', 'predict_folder', 'saltseg_predict',
            'training_runs_markdown', 'rescore_run', 'coverage_breakdown', 'coverage_markdown']
 
-# %% ../nbs/23_cli.ipynb #82e9f325
+# %% ../nbs/23_cli.ipynb #9ac7569b
 import json
 import sys
 import time
@@ -23,11 +23,11 @@ from PIL import Image
 
 from .data import DataError, load_items, png_files, read_image, rle_encode
 from .dataloaders import DataRecipe, get_recipe, recipe_inputs, salt_dataloaders
-from .learner import (CheckpointError, default_recipe, evaluate, fit_recipe, get_train_recipe, load_model,
+from .learner import (CheckpointError, LOSSES, default_recipe, evaluate, fit_recipe, get_train_recipe, load_model,
                              predict_probability, provenance, read_checkpoint, seg_learner, split_hash, wandb_callback)
 from .models.dpsseg import fold_for_inference
 
-# %% ../nbs/23_cli.ipynb #e0b70347
+# %% ../nbs/23_cli.ipynb #94513a4c
 SCORE_NAMES = ('kaggle', 'salt_iou', 'salt_dice', 'miou')
 
 def write_valid_scores(out, # run folder
@@ -49,6 +49,7 @@ def train(model:str, # a name from `list_models()`
           data_recipe:str|DataRecipe|None=None, # data recipe instead of the training recipe's
           bs:int|None=None, # batch size; None: the recipe's
           lr:float|None=None, # learning rate (the peak of a one-cycle schedule); None: the recipe's
+          final_loss:str|None=None, # the loss that takes over after `switch_at` (a name in `LOSSES`); None: the recipe's
           switch_at:float|None=None, # fraction of the epochs after which the final loss takes over (1: never); None: the recipe's
           ema:float|None=None, # decay of the exponential moving average of the weights (0: none); None: the recipe's
           seed:int=0, fold:int=0, folds:int=5, # split and randomness
@@ -66,6 +67,9 @@ def train(model:str, # a name from `list_models()`
     origin = provenance(command=' '.join(sys.argv) if 'saltseg_train' in sys.argv[0] else 'saltseg.cli.train')  # the code as it starts
     train_recipe = get_train_recipe(recipe or default_recipe(model))
     if lr: train_recipe = replace(train_recipe, lr=lr)
+    if final_loss:
+        if final_loss not in LOSSES: raise ValueError(f"unknown loss {final_loss!r}; valid losses: {', '.join(LOSSES)}")
+        train_recipe = replace(train_recipe, final_loss=final_loss)
     if switch_at is not None:
         if not train_recipe.final_loss: raise ValueError(f"recipe {train_recipe.name} has no final loss to switch to")
         if not 0 <= switch_at <= 1: raise ValueError(f"switch_at must be a fraction of the epochs (0 to 1), got {switch_at}")
@@ -97,7 +101,7 @@ def train(model:str, # a name from `list_models()`
     best = read_checkpoint(out/'best.pth')
     history = pd.read_csv(out/'history.csv')
     result = dict(model=model, model_config=learn.saltseg['model_config'], train_recipe=train_recipe.name, lr=train_recipe.lr,
-                  switch_at=train_recipe.switch_at if train_recipe.final_loss else None, ema=train_recipe.ema,
+                  final_loss=train_recipe.final_loss, switch_at=train_recipe.switch_at if train_recipe.final_loss else None, ema=train_recipe.ema,
                   data_recipe=asdict(data_recipe), bs=bs, epochs=epochs, epochs_run=int(len(history)), best_epoch=best['epoch'],
                   scores={k: evaluation[k] for k in SCORE_NAMES}, tta=evaluation['tta'], n_train=len(dls.train_ds),
                   n_valid=evaluation['n'], fast=learn.saltseg['fast'], seconds=round(earlier + time.perf_counter() - started, 1),
@@ -105,7 +109,7 @@ def train(model:str, # a name from `list_models()`
     (out/'scores.json').write_text(json.dumps(result, indent=1))
     return result
 
-# %% ../nbs/23_cli.ipynb #dea109de
+# %% ../nbs/23_cli.ipynb #4e0df97b
 def _fail(command:str, error:Exception):
     "Exit with one line naming the command and the problem."
     raise SystemExit(f"{command}: error: {error}")
@@ -122,6 +126,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
                   data_recipe:str=None, # kaggle128 (reflect-pad), dpsseg (resize) or unet_study; default: the training recipe's
                   bs:int=None, # batch size; default: the recipe's
                   lr:float=None, # learning rate (the peak of a one-cycle schedule); default: the recipe's
+                  final_loss:str=None, # the loss that takes over after --switch_at, e.g. lovasz_symmetric; default: the recipe's
                   switch_at:float=None, # fraction of the epochs after which the recipe's final loss takes over (1: never); default: the recipe's
                   ema:float=None, # validate and keep an exponential moving average of the weights with this decay per step, e.g. 0.998 (0: none); default: the recipe's
                   seed:int=0, # random seed (split, weights, shuffling)
@@ -139,7 +144,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
     if not model: _fail('saltseg_train', "--model is required (for example --model resnet34_unet)")
     try:
         model_config = json.loads(config) if config else None
-        result = train(model, data, recipe, epochs, out, size, data_recipe, bs=bs, lr=lr, switch_at=switch_at, ema=ema, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
+        result = train(model, data, recipe, epochs, out, size, data_recipe, bs=bs, lr=lr, final_loss=final_loss, switch_at=switch_at, ema=ema, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
                        pretrained=pretrained, resume=resume, model_config=model_config, wandb=wandb, distributed=distributed)
     except json.JSONDecodeError as e: _fail('saltseg_train', f"--config is not valid JSON ({e})")
     except _INPUT_ERRORS as e: _fail('saltseg_train', e)

@@ -9,7 +9,7 @@ __all__ = ['LOSSES', 'TRAIN_RECIPES', 'CHECKPOINT_FORMAT', 'TrainRecipe', 'get_t
            'resume_from', 'learning_rate', 'fit_recipe', 'predict_probability', 'evaluate', 'training_speed',
            'batch_losses', 'provenance', 'split_hash', 'wandb_callback']
 
-# %% ../nbs/22_learner.ipynb #cb0fe024
+# %% ../nbs/22_learner.ipynb #5f0b3d14
 import json
 import os
 import platform
@@ -37,13 +37,13 @@ from fastai.torch_core import default_device, trainable_params
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .dataloaders import DataRecipe, get_recipe
-from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice, bce_dice_loss, salt_probability, unet_study_loss
+from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice, SymmetricLovaszHinge, bce_dice_loss, salt_probability, unet_study_loss
 from .metrics import score_masks, seg_metrics
 from .models.core import SegOutput, create_model, encoder_splitter, main_logits
 
-# %% ../nbs/22_learner.ipynb #35a66c19
+# %% ../nbs/22_learner.ipynb #01113887
 LOSSES = {'ce': CrossEntropy, 'bce': BCE, 'dice': SoftDice, 'unet_study': unet_study_loss,
-          'bce_dice': bce_dice_loss, 'lovasz': LovaszHinge}
+          'bce_dice': bce_dice_loss, 'lovasz': LovaszHinge, 'lovasz_symmetric': SymmetricLovaszHinge}
 
 @dataclass(frozen=True)
 class TrainRecipe:

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['IGNORE', 'salt_logit', 'salt_probability', 'SaltLoss', 'CrossEntropy', 'BCE', 'SoftDice', 'WeightedSum',
-           'unet_study_loss', 'bce_dice_loss', 'lovasz_hinge_images', 'LovaszHinge', 'DeepSupervision']
+           'unet_study_loss', 'bce_dice_loss', 'lovasz_hinge_images', 'LovaszHinge', 'SymmetricLovaszHinge',
+           'DeepSupervision']
 
 # %% ../nbs/20_losses.ipynb #c85c4640
 import torch
@@ -105,6 +106,14 @@ class LovaszHinge(SaltLoss):
     def forward(self, logits, target):
         logit = salt_logit(logits).float()
         return lovasz_hinge_images(logit.flatten(1), target.flatten(1)).mean()
+
+# %% ../nbs/20_losses.ipynb #6d9df45d
+class SymmetricLovaszHinge(LovaszHinge):
+    "Mean of the Lovasz hinge of salt and of background (logit negated, truth flipped), per image; target 255 ignored."
+    def forward(self, logits, target):
+        logit, target = salt_logit(logits).float().flatten(1), target.flatten(1)
+        background = torch.where(target == IGNORE, target, 1 - target)
+        return (lovasz_hinge_images(logit, target) + lovasz_hinge_images(-logit, background)).mean() / 2
 
 # %% ../nbs/20_losses.ipynb #a173f727
 class DeepSupervision(SaltLoss):
