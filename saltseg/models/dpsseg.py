@@ -60,6 +60,10 @@ class DpSSeg(nn.Module):
         _stem, *stages = self.encoder(x)
         return self.heads(stages, self.hypercolumns(stages))
 
+    def folded(self) -> nn.Module:
+        "A copy for inference with BatchNorm folded into the fusion (`FoldedDpSSeg`, below)."
+        return FoldedDpSSeg(self)
+
 register_model('dpsseg', DpSSeg)
 
 # %% ../../nbs/13_models.dpsseg.ipynb #b83df44f
@@ -118,6 +122,10 @@ class FoldedDpSSeg(nn.Module):
         self.taps = nn.ParameterList(t for pair in taps for t in pair)  # weight, bias of f2's taps, then f3's, ...
         self.eval()
 
+    def folded(self) -> 'FoldedDpSSeg':
+        "Itself: it is folded already."
+        return self
+
     def train(self, mode:bool=True):
         if mode: raise RuntimeError("FoldedDpSSeg is for inference only (its BatchNorm is folded); train the DpSSeg it came from")
         return super().train(False)
@@ -137,9 +145,8 @@ class FoldedDpSSeg(nn.Module):
 def fold_for_inference(model:nn.Module,
                        required:bool=True, # False: a model without a folded form is returned as it is
                       ) -> nn.Module:
-    "The folded inference form of `model` (`FoldedDpSSeg` for DpSSeg); for a model without one, `ValueError` or `model` itself."
-    if isinstance(model, FoldedDpSSeg): return model
-    if isinstance(model, DpSSeg): return FoldedDpSSeg(model)
+    "The folded inference form of `model`, `model.folded()` (`FoldedDpSSeg` for DpSSeg); for a model without one, `ValueError` or `model` itself."
+    if hasattr(model, 'folded'): return model.folded()  # asked of the model, not decided by its class (see below)
     if required: raise ValueError(f"{model_name(model)} has no folded inference form (only dpsseg has one)")
     return model
 
