@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SCORE_NAMES', 'COVERAGE_BANDS', 'write_valid_scores', 'train', 'saltseg_train', 'predict_folder', 'saltseg_predict',
-           'training_runs_markdown', 'rescore_run', 'coverage_breakdown', 'coverage_markdown']
+           'training_runs_markdown', 'rescore_run', 'coverage_breakdown', 'runs_by_split', 'coverage_markdown']
 
 # %% ../nbs/23_cli.ipynb #9ac7569b
 import json
@@ -205,8 +205,8 @@ def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (
 # %% ../nbs/23_cli.ipynb #497c255c
 def training_runs_markdown(folder) -> str:
     "Markdown table of the `scores.json` of every run folder in `folder`, with provenance."
-    rows = ['| run | model | recipe (peak lr, loss switch, weight average) | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | commit |',
-            '|---|---|---|---|---:|---:|---:|---:|---:|---:|---|']
+    rows = ['| run | model | recipe (peak lr, loss switch, weight average) | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | split | commit |',
+            '|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|']
     found = sorted(Path(folder).glob('*/scores.json'))
     if not found: raise FileNotFoundError(f"{folder}: no run folders with scores.json")
     notes, splits = set(), set()   # provenance and validation sets of all runs, each said once
@@ -221,7 +221,7 @@ def training_runs_markdown(folder) -> str:
                             *([f"weight average (EMA {r['ema']:g})"] if r.get('ema') else [])])
         rows.append(f"| {path.parent.name} | {r['model']} | {recipe} | {r['data_recipe']['name']} ({size}) | "
                     f"{r['epochs_run']} ({r['best_epoch']}) | {r['seconds'] / 60:.0f} | {s['kaggle']:.4f} | {s['salt_iou']:.4f} | "
-                    f"{s['salt_dice']:.4f} | {s['miou']:.4f} | {r['commit'][:12]} |")
+                    f"{s['salt_dice']:.4f} | {s['miou']:.4f} | {r['split']['hash']} | {r['commit'][:12]} |")
         notes.add(f"{r['date'][:10]}, {r['hardware']['cpu']} ({r['hardware']['cores']} cores), "
                   f"torch {r['versions']['torch']}, fastai {r['versions']['fastai']}")
         splits.add(f"{r['n_valid']} validation patches of `{Path(r['data']).name}` (fold {r['split']['fold']} of {r['split']['folds']}, "
@@ -269,13 +269,25 @@ def coverage_breakdown(folders, # run folders with valid_scores.csv, all on the 
     counts = np.bincount(band, minlength=len(names))
     return pd.DataFrame.from_dict(rows, orient='index', columns=[f"{n} ({c})" for n, c in zip(names, counts)])
 
+def runs_by_split(folders) -> dict:
+    "Run folders grouped by the validation split their `scores.json` records (its hash), in order of first appearance."
+    groups = {}
+    for folder in map(Path, folders):
+        groups.setdefault(json.loads((folder/'scores.json').read_text())['split']['hash'], []).append(folder)
+    return groups
+
 def coverage_markdown(folder) -> str:
-    "Markdown table of `coverage_breakdown` for the run folders in `folder` that have a valid_scores.csv."
+    "Markdown tables of `coverage_breakdown` for the run folders in `folder` that have a valid_scores.csv, one per validation split."
     folders = sorted(p.parent for p in Path(folder).glob('*/valid_scores.csv'))
     if not folders: raise FileNotFoundError(f"{folder}: no run folders with valid_scores.csv")
-    table = coverage_breakdown(folders)
-    lines = ['| run | ' + ' | '.join(table.columns) + ' |', '|---|' + '---:|' * len(table.columns)]
-    lines += [f"| {name} | " + ' | '.join(f'{v:.3f}' for v in row) + ' |' for name, row in table.iterrows()]
-    return '\n'.join(lines) + ("\n\n*Mean challenge score of the validation patches in each band of salt coverage (patches "
-                               "per band in brackets), for each run's best checkpoint as its scores were recorded; from each run's "
-                               "`valid_scores.csv`.*")
+    groups = runs_by_split(folders)
+    tables = []
+    for split, runs in groups.items():
+        table = coverage_breakdown(runs)
+        lines = [f"Validation split {split}:\n"] if len(groups) > 1 else []
+        lines += ['| run | ' + ' | '.join(table.columns) + ' |', '|---|' + '---:|' * len(table.columns)]
+        lines += [f"| {name} | " + ' | '.join(f'{v:.3f}' for v in row) + ' |' for name, row in table.iterrows()]
+        tables.append('\n'.join(lines))
+    return '\n\n'.join(tables) + ("\n\n*Mean challenge score of the validation patches in each band of salt coverage (patches "
+                                  "per band in brackets), for each run's best checkpoint as its scores were recorded; from each run's "
+                                  "`valid_scores.csv`.*")
