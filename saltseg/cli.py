@@ -53,6 +53,7 @@ def train(model:str, # a name from `list_models()`
           switch_at:float|None=None, # fraction of the epochs after which the final loss takes over (1: never); None: the recipe's
           ema:float|None=None, # decay of the exponential moving average of the weights (0: none); None: the recipe's
           seed:int=0, fold:int=0, folds:int=5, # split and randomness
+          split_seed:int|None=None, # the split's own seed, so `seed` varies only the weights and batch order; None: `seed`
           limit:int|None=None, # train on a coverage-stratified subset of about this many patches
           fast:bool=True, # the fast path (bf16 on capable CPUs, mixed precision on CUDA)
           pretrained:bool=False, # ImageNet encoder weights (must be downloadable or cached)
@@ -85,9 +86,10 @@ def train(model:str, # a name from `list_models()`
     earlier = pd.read_csv(out/'history.csv')['seconds'].sum() if resume and (out/'history.csv').exists() else 0.0  # epochs already run
     data_recipe = get_recipe(data_recipe or train_recipe.data_recipe)
     if size: data_recipe = data_recipe.with_size(size)
+    split_seed = seed if split_seed is None else split_seed
     set_seed(seed, reproducible=True)
     bs = bs or train_recipe.batch_size
-    dls = salt_dataloaders(items=load_items(data), recipe=data_recipe, fold=fold, k=folds, seed=seed, bs=bs, limit=limit)
+    dls = salt_dataloaders(items=load_items(data), recipe=data_recipe, fold=fold, k=folds, seed=split_seed, bs=bs, limit=limit)
     learn = seg_learner(dls, model, train_recipe, fast=fast, pretrained=pretrained, **(model_config or {}))
     epochs = epochs or train_recipe.epochs
     cbs = [wandb_callback(folder=out)] if wandb else []
@@ -105,7 +107,7 @@ def train(model:str, # a name from `list_models()`
                   data_recipe=asdict(data_recipe), bs=bs, epochs=epochs, epochs_run=int(len(history)), best_epoch=best['epoch'],
                   scores={k: evaluation[k] for k in SCORE_NAMES}, tta=evaluation['tta'], n_train=len(dls.train_ds),
                   n_valid=evaluation['n'], fast=learn.saltseg['fast'], seconds=round(earlier + time.perf_counter() - started, 1),
-                  **origin, data=str(data), split=dict(fold=fold, folds=folds, seed=seed, limit=limit, hash=split_hash(dls)))
+                  **origin, data=str(data), seed=seed, split=dict(fold=fold, folds=folds, seed=split_seed, limit=limit, hash=split_hash(dls)))
     (out/'scores.json').write_text(json.dumps(result, indent=1))
     return result
 
@@ -129,7 +131,8 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
                   final_loss:str=None, # the loss that takes over after --switch_at, e.g. lovasz_symmetric; default: the recipe's
                   switch_at:float=None, # fraction of the epochs after which the recipe's final loss takes over (1: never); default: the recipe's
                   ema:float=None, # validate and keep an exponential moving average of the weights with this decay per step, e.g. 0.998 (0: none); default: the recipe's
-                  seed:int=0, # random seed (split, weights, shuffling)
+                  seed:int=0, # random seed (weights, shuffling, and the split unless --split_seed)
+                  split_seed:int=None, # seed of the validation split alone (then --seed sets only the weights and shuffling); default: --seed
                   fold:int=0, # validation fold
                   folds:int=5, # number of folds
                   limit:int=None, # use a coverage-stratified subset of about this many patches
@@ -144,7 +147,7 @@ def saltseg_train(model:str=None, # model name, required (see `saltseg.list_mode
     if not model: _fail('saltseg_train', "--model is required (for example --model resnet34_unet)")
     try:
         model_config = json.loads(config) if config else None
-        result = train(model, data, recipe, epochs, out, size, data_recipe, bs=bs, lr=lr, final_loss=final_loss, switch_at=switch_at, ema=ema, seed=seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
+        result = train(model, data, recipe, epochs, out, size, data_recipe, bs=bs, lr=lr, final_loss=final_loss, switch_at=switch_at, ema=ema, seed=seed, split_seed=split_seed, fold=fold, folds=folds, limit=limit, fast=not fp32,
                        pretrained=pretrained, resume=resume, model_config=model_config, wandb=wandb, distributed=distributed)
     except json.JSONDecodeError as e: _fail('saltseg_train', f"--config is not valid JSON ({e})")
     except _INPUT_ERRORS as e: _fail('saltseg_train', e)
