@@ -33,11 +33,14 @@ SCORE_NAMES = ('kaggle', 'salt_iou', 'salt_dice', 'miou')
 def write_valid_scores(out, # run folder
                        items:pd.DataFrame, # the validation items (`dls.valid_items`)
                        image_scores, # each item's challenge score, in the same order (from `evaluate`)
+                       image_counts=None, # each item's salt pixel counts {tp, fp, fn}, in the same order (from `evaluate`)
                       ) -> Path:
-    "Each validation patch's challenge score with its salt coverage, as `out/valid_scores.csv`."
+    "Each validation patch's challenge score and salt pixel counts with its salt coverage, as `out/valid_scores.csv`."
     if len(image_scores) != len(items): raise ValueError(f"{len(image_scores)} scores for {len(items)} validation patches")
     path = Path(out)/'valid_scores.csv'
-    pd.DataFrame(dict(id=items['id'].values, coverage=items['coverage'].values.round(6), kaggle=image_scores)).to_csv(path, index=False)
+    table = pd.DataFrame(dict(id=items['id'].values, coverage=items['coverage'].values.round(6), kaggle=image_scores))
+    if image_counts is not None: table = pd.concat([table, pd.DataFrame(list(image_counts), columns=['tp', 'fp', 'fn'])], axis=1)
+    table.to_csv(path, index=False)
     return path
 
 def train(model:str, # a name from `list_models()`
@@ -99,7 +102,7 @@ def train(model:str, # a name from `list_models()`
     with context, quiet_context[0], quiet_context[1]:
         fit_recipe(learn, epochs, out=out, resume=out/'last.pth' if resume else None, cbs=cbs)
     evaluation = evaluate(learn)
-    write_valid_scores(out, learn.dls.valid_items, evaluation['image_scores'])
+    write_valid_scores(out, learn.dls.valid_items, evaluation['image_scores'], evaluation['image_counts'])
     best = read_checkpoint(out/'best.pth')
     history = pd.read_csv(out/'history.csv')
     result = dict(model=model, model_config=learn.saltseg['model_config'], train_recipe=train_recipe.name, lr=train_recipe.lr,
@@ -251,7 +254,7 @@ def rescore_run(run, # a run folder written by `train`, with its best.pth
     learn = seg_learner(dls, r['model'], r['train_recipe'], fast=r['fast'], **r['model_config'])
     learn.model.load_state_dict(read_checkpoint(run/'best.pth')['state_dict'])
     evaluation = evaluate(learn, tta=r['tta'])
-    write_valid_scores(run, dls.valid_items, evaluation['image_scores'])
+    write_valid_scores(run, dls.valid_items, evaluation['image_scores'], evaluation['image_counts'])
     return evaluation
 
 def coverage_breakdown(folders, # run folders with valid_scores.csv, all on the same validation patches

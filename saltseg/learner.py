@@ -36,7 +36,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import default_device, trainable_params
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .dataloaders import DataRecipe, get_recipe
+from .dataloaders import IGNORE, DataRecipe, get_recipe
 from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice, SymmetricLovaszHinge, bce_dice_loss, salt_probability, unet_study_loss
 from .metrics import score_masks, seg_metrics
 from .models.core import SegOutput, create_model, encoder_splitter, main_logits
@@ -67,7 +67,7 @@ class TrainRecipe:
     encoder_lr: float|None = None # encoder learning rate when the encoder is pretrained
     tta: bool = False             # horizontal-flip test-time augmentation at evaluation
     ema: float = 0.0              # decay of an exponential moving average of the weights, validated and kept (0: none)
-    monitor: str = 'kaggle'       # the metric that picks the best checkpoint (higher is better)
+    monitor: str|None = 'kaggle'  # the metric that picks the best checkpoint (higher is better); None: the final weights, no selection
 
 TRAIN_RECIPES = {r.name: r for r in [
     TrainRecipe('dpsseg', "DpSSeg: Adam 1e-4, batch 16, 2-class CE + 0.4 x auxiliary CE, 256 resize",
@@ -79,6 +79,10 @@ TRAIN_RECIPES = {r.name: r for r in [
     TrainRecipe('strong', "TGS winners: 101->128 reflect pad, flips, one-cycle, BCE+Dice then Lovasz, flip TTA",
                 data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz', lr=1e-3, weight_decay=1e-4,
                 schedule='one_cycle', tta=True, epochs=40),
+    TrainRecipe('unet_ladder', "U-Net ablation: the U-Net study's loss, optimiser and inputs (0.3 CE + 2.0 Dice, AdamW 5e-4, "
+                "wd 1e-4, clip 1.0, 128 reflect pad) on a fixed one-cycle schedule; the final weights are scored",
+                data_recipe='unet_study', loss='unet_study', lr=5e-4, weight_decay=1e-4, schedule='one_cycle',
+                grad_clip=1.0, epochs=40, monitor=None),
 ]}
 
 def get_train_recipe(recipe:str|TrainRecipe) -> TrainRecipe:
@@ -280,7 +284,8 @@ def _optimizer_state(opt) -> dict:
 class SaltCheckpoint(Callback):
     "Save `last.pth` every epoch and `best.pth` when `monitor` improves; load the best weights after fitting."
     order = 70  # after the Recorder has logged the epoch's metrics
-    def __init__(self, folder, monitor:str='kaggle', start_epoch:int=0, keep_best:bool=True):
+    def __init__(self, folder, monitor:str|None='kaggle', # None: `best.pth` is always the latest epoch's (no selection)
+                 start_epoch:int=0, keep_best:bool=True):
         self.folder, self.monitor, self.start_epoch, self.keep_best = Path(folder), monitor, start_epoch, keep_best
 
     def before_fit(self):
@@ -288,7 +293,7 @@ class SaltCheckpoint(Callback):
         best = self.folder/'best.pth'
         if self.start_epoch and best.exists():
             previous = read_checkpoint(best)
-            self.best, self.best_epoch = previous['metrics'].get(self.monitor, -float('inf')), previous['epoch']
+            self.best, self.best_epoch = previous['metrics'].get(self.monitor, -float('inf')) if self.monitor else None, previous['epoch']
 
     def _save(self, name, model, metrics, **resume_state):
         save_checkpoint(self.folder/name, model, self.learn.saltseg['data_recipe'], self.learn.saltseg['train_recipe'],
@@ -300,8 +305,8 @@ class SaltCheckpoint(Callback):
         average = getattr(self.learn, 'weight_average', None)  # with a `WeightAverage`, the metrics are its average's
         self._save('last.pth', self.learn.model, metrics, optimizer_state=_optimizer_state(self.learn.opt),
                    average=average.average.state_dict() if average else None)
-        if metrics.get(self.monitor) is not None and metrics[self.monitor] > self.best:
-            self.best, self.best_epoch = metrics[self.monitor], self.epoch
+        if self.monitor is None or (metrics.get(self.monitor) is not None and metrics[self.monitor] > self.best):
+            self.best, self.best_epoch = metrics.get(self.monitor) if self.monitor else None, self.epoch
             self._save('best.pth', average.average.module if average else self.learn.model, metrics)
 
     def after_fit(self):
@@ -370,11 +375,16 @@ def predict_probability(model:nn.Module, # returns logits (or a SegOutput)
         if tta: probability = (probability + salt_probability(main_logits(model(x.flip(-1)))).flip(-1)) / 2
     return probability.float()
 
+def _salt_counts(pred, truth) -> dict:
+    "True positive, false positive and false negative salt pixels of one image (ignored pixels left out)."
+    keep, salt = truth != IGNORE, truth == 1
+    return dict(tp=int((pred & salt).sum()), fp=int((pred & ~salt & keep).sum()), fn=int((~pred & salt).sum()))
+
 def evaluate(learn:Learner, # from `seg_learner`, with its DataLoaders
              tta:bool|None=None, # None: the training recipe's choice
              fast:bool|None=None, # None: as the learner was built
             ) -> dict:
-    "Metrics of `learn.model` on the validation items at their own size, and each image's challenge score."
+    "Metrics of `learn.model` on the validation items at their own size, and each image's challenge score and salt pixel counts."
     from saltseg.data import read_mask
     from saltseg.metrics import kaggle_image_scores
     recipe = get_recipe(DataRecipe(**learn.saltseg['data_recipe']))
@@ -392,6 +402,7 @@ def evaluate(learn:Learner, # from `seg_learner`, with its DataLoaders
     if start != len(items): raise RuntimeError(f"validation loader gave {start} items, expected {len(items)}")
     scores = score_masks(pairs)
     scores['image_scores'] = torch.cat([kaggle_image_scores(p, t) for p, t in pairs]).tolist()
+    scores['image_counts'] = [_salt_counts(p, t) for p, t in pairs]
     return dict(scores, n=len(items), tta=tta)
 
 # %% ../nbs/22_learner.ipynb #b780b1f3
