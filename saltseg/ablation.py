@@ -25,7 +25,7 @@ class Ladder:
     name: str
     description: str
     base_width: int = 16           # channels of the first level (the U-Net study: 64)
-    epochs: int = 40               # the same for every step
+    epochs: int = 30               # the same for every step
     recipe: str = 'unet_ladder'    # a name in `TRAIN_RECIPES`
     seeds: tuple = (0, 1, 2)       # initial weights and batch order, one run per seed and step
     split_seed: int = 0            # the validation split's seed, the same for every run
@@ -36,7 +36,7 @@ class Ladder:
     bs: int|None = None            # None: the recipe's
 
 LADDERS = {l.name: l for l in [
-    Ladder('cpu', "a 2-core CPU: base width 16, 40 epochs of `unet_ladder`, seeds 0-2"),
+    Ladder('cpu', "a 2-core CPU: base width 16, 30 epochs of `unet_ladder`, seeds 0-2"),
     Ladder('smoke', "tests: two steps at base width 4, one epoch, two seeds, 24 patches", base_width=4, epochs=1,
            seeds=(0, 1), steps=('unet_plain', 'unet_bn'), limit=24, bs=8),
 ]}

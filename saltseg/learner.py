@@ -82,7 +82,7 @@ TRAIN_RECIPES = {r.name: r for r in [
     TrainRecipe('unet_ladder', "U-Net ablation: the U-Net study's loss, optimiser and inputs (0.3 CE + 2.0 Dice, AdamW 5e-4, "
                 "wd 1e-4, clip 1.0, 128 reflect pad) on a fixed one-cycle schedule; the final weights are scored",
                 data_recipe='unet_study', loss='unet_study', lr=5e-4, weight_decay=1e-4, schedule='one_cycle',
-                grad_clip=1.0, epochs=40, monitor=None),
+                grad_clip=1.0, epochs=30, monitor=None),
 ]}
 
 def get_train_recipe(recipe:str|TrainRecipe) -> TrainRecipe:
