@@ -114,16 +114,17 @@ def _uint8_input(recipe:DataRecipe, image:np.ndarray) -> torch.Tensor:
     prepared, _ = recipe.prepare(image)
     return torch.from_numpy(np.ascontiguousarray(np.broadcast_to(prepared, (3, *prepared.shape))))
 
-def _image_tensor(recipe:DataRecipe, path:str) -> TensorImage: return TensorImage(_uint8_input(recipe, read_image(path)))
+def _image_tensor(recipe:DataRecipe, row) -> TensorImage: return TensorImage(_uint8_input(recipe, read_image(row['image'])))
 
-def _mask_tensor(recipe:DataRecipe, path:str) -> TensorMask:
-    _, mask = recipe.prepare(mask=read_mask(path))
+def _mask_tensor(recipe:DataRecipe, row) -> TensorMask:
+    "The row's mask, read by its layout (column `layout`; a table without it: the layout of the mask's folder)."
+    _, mask = recipe.prepare(mask=read_mask(row['mask'], row.get('layout')))
     return TensorMask(torch.from_numpy(mask.astype(np.int64)))
 
 class _Reader:
-    "Read the file named in column `column` and prepare it with `recipe` (picklable, for DataLoader workers)."
-    def __init__(self, recipe:DataRecipe, column:str, make): self.recipe, self.column, self.make = recipe, column, make
-    def __call__(self, row): return self.make(self.recipe, row[self.column])
+    "Make a tensor of an items row with `make(recipe, row)` (picklable, for DataLoader workers)."
+    def __init__(self, recipe:DataRecipe, make): self.recipe, self.make = recipe, make
+    def __call__(self, row): return self.make(self.recipe, row)
 
 def stratified_subset(items:pd.DataFrame, n:int, seed:int=0) -> pd.DataFrame:
     "About `n` rows of `items` with the coverage-class mix of the whole."
@@ -154,7 +155,7 @@ def salt_dataloaders(path=None, # data folder (either layout); None: `SALTSEG_DA
     batch_tfms = [IntToFloatTensor()] + ([SaltFlip()] if flip else [])
     if recipe.imagenet_norm: batch_tfms.append(Normalize.from_stats(*imagenet_stats, cuda=False))
     block = DataBlock(blocks=(TransformBlock(), TransformBlock()),
-                      get_x=_Reader(recipe, 'image', _image_tensor), get_y=_Reader(recipe, 'mask', _mask_tensor),
+                      get_x=_Reader(recipe, _image_tensor), get_y=_Reader(recipe, _mask_tensor),
                       splitter=IndexSplitter(valid_idx), batch_tfms=batch_tfms)
     dls = block.dataloaders(items, bs=bs, num_workers=num_workers, device=device)
     dls.recipe, dls.items, dls.valid_items = recipe, items, items.iloc[valid_idx].reset_index(drop=True)

@@ -5,14 +5,16 @@
 # %% auto #0
 __all__ = ['LOSSES', 'TRAIN_RECIPES', 'CHECKPOINT_FORMAT', 'TrainRecipe', 'get_train_recipe', 'default_recipe',
            'bf16_cpu_available', 'fast_inference', 'FastCPU', 'FastCUDA', 'seg_learner', 'SwitchLoss', 'HistoryCSV',
-           'WeightAverage', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_model', 'SaltCheckpoint',
-           'resume_from', 'learning_rate', 'fit_recipe', 'predict_probability', 'evaluate', 'training_speed',
-           'batch_losses', 'provenance', 'split_hash', 'wandb_callback']
+           'WeightAverage', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_weights', 'load_model',
+           'training_state', 'RestoreState', 'SaltCheckpoint', 'resume_from', 'learning_rate', 'PlateauLR', 'EarlyStop',
+           'fit_recipe', 'predict_probability', 'evaluate', 'training_speed', 'batch_losses', 'provenance',
+           'split_hash', 'wandb_callback']
 
 # %% ../nbs/22_learner.ipynb #5f0b3d14
 import json
 import os
 import platform
+import random
 import subprocess
 import time
 from contextlib import contextmanager, nullcontext
@@ -29,7 +31,7 @@ import fastai
 import fastai.callback.schedule  # adds Learner.fit_one_cycle
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
-from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau
+from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, TrackerCallback
 from fastai.callback.training import GradientClip
 from fastai.learner import Learner
 from fastai.optimizer import Adam
@@ -186,6 +188,7 @@ class HistoryCSV(Callback):
         row = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k != 'time'}
         loss = self.learn.loss_func
         row['loss'] = type(getattr(loss, 'loss', loss)).__name__
+        if torch.cuda.is_available(): torch.cuda.synchronize()  # the epoch's GPU work is done before the clock is read
         row['seconds'] = round(time.perf_counter() - self._started, 2)
         new = not self.path.exists()
         pd.DataFrame([_plain(row)]).to_csv(self.path, mode='a', header=new, index=False)
@@ -234,6 +237,7 @@ def save_checkpoint(path, # where to write (.pth)
                     epoch:int|None=None, metrics:dict|None=None, # where training stood
                     optimizer_state:dict|None=None, # to resume training
                     average:dict|None=None, # a `WeightAverage`'s state, to resume it
+                    state:dict|None=None, # the rest of the training state, to resume exactly (`training_state`)
                    ) -> Path:
     "Write a self-describing checkpoint of `model` atomically (temporary file, then rename)."
     path = Path(path)
@@ -241,7 +245,7 @@ def save_checkpoint(path, # where to write (.pth)
     payload = dict(format=CHECKPOINT_FORMAT, model_name=config.pop('name'), model_config=_plain(config),
                    data_recipe=_plain(asdict(data_recipe) if isinstance(data_recipe, DataRecipe) else dict(data_recipe)),
                    train_recipe=_plain(train_recipe), epoch=epoch, metrics=_plain(metrics or {}),
-                   state_dict=model.state_dict(), optimizer=optimizer_state, average=average)
+                   state_dict=model.state_dict(), optimizer=optimizer_state, average=average, state=state)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
@@ -257,22 +261,32 @@ def read_checkpoint(path) -> dict:
     if not path.is_file(): raise CheckpointError(f"{path}: checkpoint file not found")
     try: payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        unsafe = [l.strip() for l in str(e).splitlines() if 'Unsupported global' in l]
-        reason = (f"it holds Python objects that weights_only=True refuses to unpickle: {unsafe[0][:160]}" if unsafe
-                  else f"not a file written by torch.save ({type(e).__name__})")
-        raise CheckpointError(f"{path}: not a saltseg checkpoint ({reason})") from None
+        unsafe = [l.strip() for l in str(e).splitlines() if 'unsupported global' in l.lower()]
+        if unsafe: raise CheckpointError(f"{path}: loading refused: the file holds Python code or objects, not only weights, "
+                                         f"and saltseg never runs code from a checkpoint ({unsafe[0][:160]})") from None
+        raise CheckpointError(f"{path}: not a saltseg checkpoint (not a file written by torch.save: {type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
         found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not a saltseg checkpoint (expected format {CHECKPOINT_FORMAT!r}, found {found!r})")
+    missing = [k for k in ('model_name', 'model_config', 'data_recipe', 'state_dict') if k not in payload]
+    if missing: raise CheckpointError(f"{path}: a saltseg checkpoint with parts missing ({', '.join(missing)}); it cannot rebuild its model")
     return payload
+
+def load_weights(model:nn.Module, state_dict:dict, path):
+    "Load `state_dict` into `model`; weights that do not fit its configuration are one clear error naming `path`."
+    try: model.load_state_dict(state_dict)
+    except RuntimeError as e:
+        detail = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e)[:200])
+        raise CheckpointError(f"{path}: its weights do not fit the model its configuration builds "
+                              f"({model.saltseg_config['name']}): {detail[:200]}") from None
 
 def load_model(path, # a checkpoint written by `save_checkpoint`
                device='cpu') -> nn.Module:
     "Rebuild the model stored in checkpoint `path`, with its weights, in eval mode."
     checkpoint = read_checkpoint(path)
     model = create_model(checkpoint['model_name'], **checkpoint['model_config'])
-    model.load_state_dict(checkpoint['state_dict'])
-    model.saltseg_checkpoint = {k: v for k, v in checkpoint.items() if k not in ('state_dict', 'optimizer', 'average')}
+    load_weights(model, checkpoint['state_dict'], path)
+    model.saltseg_checkpoint = {k: v for k, v in checkpoint.items() if k not in ('state_dict', 'optimizer', 'average', 'state')}
     return model.to(device).eval()
 
 # %% ../nbs/22_learner.ipynb #da12b5f3
@@ -280,6 +294,38 @@ def _optimizer_state(opt) -> dict:
     "fastai optimiser state as plain dicts and lists (loadable with weights_only=True)."
     state = opt.state_dict()
     return _plain({'state': [dict(s) for s in state['state']], 'hypers': [dict(h) for h in state['hypers']]})
+
+def training_state(learn:Learner) -> dict:
+    "What a run draws on besides weights, optimiser and average: every random state, the batch order's, the smoothed loss, the trackers'."
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state = dict(python=random.getstate(), numpy=[kind, keys.tolist(), position, has_gauss, gauss], torch=torch.get_rng_state(),
+                 loaders=[dl.rng.getstate() for dl in learn.dls.loaders],
+                 smooth_loss=dict(count=learn.recorder.smooth_loss.count, value=learn.recorder.smooth_loss.val),
+                 trackers={type(cb).__name__: dict(best=float(cb.best), wait=getattr(cb, 'wait', 0)) for cb in learn.cbs if isinstance(cb, TrackerCallback)},
+                 lr=[float(h['lr']) for h in learn.opt.hypers])  # a plateau schedule's reduced rate
+    if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+def _python_state(state): return (state[0], tuple(state[1]), state[2])
+
+class RestoreState(Callback):
+    "Put back a `training_state` just before the first batch of epoch `epoch`, as if the run had never stopped."
+    order = 100
+    def __init__(self, state:dict, epoch:int): self.state, self.at = state, epoch
+    def before_train(self):
+        if self.epoch != self.at: return
+        s = self.state
+        random.setstate(_python_state(s['python']))
+        kind, keys, position, has_gauss, gauss = s['numpy']
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
+        torch.set_rng_state(s['torch'])
+        if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+        for dl, loader_state in zip(self.dls.loaders, s['loaders']): dl.rng.setstate(_python_state(loader_state))
+        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = s['smooth_loss']['count'], s['smooth_loss']['value']
+        for hypers, lr in zip(self.opt.hypers, s['lr']): hypers['lr'] = lr
+        for cb in self.learn.cbs:
+            if type(cb).__name__ in s['trackers']:
+                cb.best, cb.wait = s['trackers'][type(cb).__name__]['best'], s['trackers'][type(cb).__name__]['wait']
 
 class SaltCheckpoint(Callback):
     "Save `last.pth` every epoch and `best.pth` when `monitor` improves; load the best weights after fitting."
@@ -304,7 +350,7 @@ class SaltCheckpoint(Callback):
         metrics = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k not in ('epoch', 'time')}
         average = getattr(self.learn, 'weight_average', None)  # with a `WeightAverage`, the metrics are its average's
         self._save('last.pth', self.learn.model, metrics, optimizer_state=_optimizer_state(self.learn.opt),
-                   average=average.average.state_dict() if average else None)
+                   average=average.average.state_dict() if average else None, state=training_state(self.learn))
         if self.monitor is None or (metrics.get(self.monitor) is not None and metrics[self.monitor] > self.best):
             self.best, self.best_epoch = metrics.get(self.monitor) if self.monitor else None, self.epoch
             self._save('best.pth', average.average.module if average else self.learn.model, metrics)
@@ -318,7 +364,7 @@ def resume_from(learn:Learner, path, checkpoint:dict|None=None) -> int: # `check
     checkpoint = checkpoint or read_checkpoint(path)
     if checkpoint['model_name'] != learn.saltseg['model_name']:
         raise CheckpointError(f"{path}: holds {checkpoint['model_name']}, not {learn.saltseg['model_name']}")
-    learn.model.load_state_dict(checkpoint['state_dict'])
+    load_weights(learn.model, checkpoint['state_dict'], path)
     if checkpoint.get('optimizer'):
         learn.create_opt()
         learn.opt.load_state_dict(checkpoint['optimizer'])
@@ -331,6 +377,18 @@ def learning_rate(learn:Learner, recipe:TrainRecipe):
         return slice(recipe.encoder_lr, recipe.lr)
     return recipe.lr
 
+class PlateauLR(ReduceLROnPlateau):
+    "fastai's `ReduceLROnPlateau`, blind to the epochs a resumed run skips."
+    def __init__(self, *args, start_epoch:int=0, **kwargs): super().__init__(*args, **kwargs); self.start_epoch = start_epoch
+    def after_epoch(self):
+        if self.epoch >= self.start_epoch: super().after_epoch()
+
+class EarlyStop(EarlyStoppingCallback):
+    "fastai's `EarlyStoppingCallback`, blind to the epochs a resumed run skips."
+    def __init__(self, *args, start_epoch:int=0, **kwargs): super().__init__(*args, **kwargs); self.start_epoch = start_epoch
+    def after_epoch(self):
+        if self.epoch >= self.start_epoch: super().after_epoch()
+
 def fit_recipe(learn:Learner, # from `seg_learner`
                epochs:int|None=None, # None: the recipe's default
                out=None, # run folder for history.csv, best.pth and last.pth; None: no files
@@ -339,17 +397,19 @@ def fit_recipe(learn:Learner, # from `seg_learner`
               ) -> Learner:
     "Train `learn` with its recipe's schedule, loss switch, plateau and early-stopping callbacks."
     recipe = TrainRecipe(**learn.saltseg['train_recipe'])
-    epochs = epochs or recipe.epochs
-    checkpoint = read_checkpoint(resume) if resume else {}  # read once: it holds the weights, optimiser and average
+    epochs = recipe.epochs if epochs is None else epochs
+    if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
+    checkpoint = read_checkpoint(resume) if resume else {}  # read once: it holds the weights, optimiser, average and state
     start_epoch = resume_from(learn, resume, checkpoint) if resume else 0
     cbs = list(cbs or [])
+    if checkpoint.get('state'): cbs.append(RestoreState(checkpoint['state'], start_epoch))
     if recipe.ema: cbs.append(WeightAverage(recipe.ema, checkpoint.get('average')))
     if recipe.final_loss:
         cbs.append(SwitchLoss(learn.loss_func, DeepSupervision(LOSSES[recipe.final_loss](), recipe.aux_weight),
                               at=round(recipe.switch_at * epochs)))
     if recipe.schedule == 'plateau':
-        cbs.append(ReduceLROnPlateau(monitor='valid_loss', factor=recipe.plateau_factor, patience=recipe.plateau_patience))
-    if recipe.early_stop: cbs.append(EarlyStoppingCallback(monitor='valid_loss', patience=recipe.early_stop))
+        cbs.append(PlateauLR(monitor='valid_loss', factor=recipe.plateau_factor, patience=recipe.plateau_patience, start_epoch=start_epoch))
+    if recipe.early_stop: cbs.append(EarlyStop(monitor='valid_loss', patience=recipe.early_stop, start_epoch=start_epoch))
     if out is not None:
         out = Path(out).absolute()
         out.mkdir(parents=True, exist_ok=True)
@@ -398,7 +458,7 @@ def evaluate(learn:Learner, # from `seg_learner`, with its DataLoaders
         start += len(x)
         for p, (_, row) in zip(probability, rows.iterrows()):
             pred = recipe.restore(p, (int(row.height), int(row.width))) > 0.5
-            pairs.append((pred[None], torch.from_numpy(read_mask(row['mask']).astype(np.int64))[None]))
+            pairs.append((pred[None], torch.from_numpy(read_mask(row['mask'], row.get('layout')).astype(np.int64))[None]))
     if start != len(items): raise RuntimeError(f"validation loader gave {start} items, expected {len(items)}")
     scores = score_masks(pairs)
     scores['image_scores'] = torch.cat([kaggle_image_scores(p, t) for p, t in pairs]).tolist()

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['STUDY_MODELS', 'BUDGETS', 'TABLE_COLUMNS', 'Budget', 'get_budget', 'calibrate_epochs', 'sample_patches',
-           'study_model', 'read_results', 'results_table', 'run_study', 'saltseg_study', 'headline_markdown']
+           'study_model', 'read_results', 'results_table', 'run_study', 'study_figure', 'saltseg_study',
+           'headline_markdown']
 
 # %% ../nbs/31_study.ipynb #8aa0aa64
 import json
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastcore.script import call_parse
+from matplotlib.figure import Figure
 
 from .bench import benchmark
 from .cli import SCORE_NAMES, train
@@ -42,10 +44,13 @@ class Budget:
     max_epochs: int = 60
     limit: int|None = None         # train and validate on a coverage-stratified subset
     batch_size: int|None = None    # None: the recipe's
+    models: tuple|None = None      # the models it trains by default; None: `STUDY_MODELS`
 
 BUDGETS = {b.name: b for b in [
-    Budget('quick', "tests and a first look: about 40 patches, 1 epoch, 64x64 resize", data_recipe='dpsseg', size=64,
+    Budget('smoke', "tests: about 40 patches, 1 epoch, 64x64 resize", data_recipe='dpsseg', size=64,
            epochs=1, limit=40, batch_size=8),
+    Budget('quick', "a first look in about 5 minutes on 2 CPU cores: three fast models, 600 patches at 64x64, 75 training seconds each",
+           data_recipe='dpsseg', size=64, minutes=1.25, limit=600, models=('resnet18_unet', 'pspnet', 'dpsseg')),
     Budget('cpu', "a 2-core CPU: real data, 101->128 reflect pad, fast path, 5 training minutes per model", minutes=5),
     Budget('full', "a GPU: each model's own recipe and settings (DpSSeg: 256 resize; U-Net ladder: U-Net study; rest: strong)",
            recipe=None),
@@ -90,7 +95,7 @@ def study_model(name:str, # registry name
         dls = salt_dataloaders(items=load_items(data), recipe=data_recipe, fold=fold, seed=seed, bs=bs, limit=budget.limit)
         epochs, speed = calibrate_epochs(seg_learner(dls, name, recipe), budget.minutes, budget.max_epochs)
     result = train(name, data, recipe.name, epochs, out=Path(runs)/name, data_recipe=data_recipe, bs=bs, seed=seed,
-                   fold=fold, limit=budget.limit, quiet=True)
+                   fold=fold, limit=budget.limit, overwrite=True, quiet=True)  # the study's own run folder
     model = load_model(Path(runs)/name/'best.pth')
     size = data_recipe.target_size((101, 101))[0]
     inference = benchmark(model, size=size, batch=1, protocol='fast', name=name, min_seconds=3, max_repeats=50)
@@ -131,9 +136,9 @@ def results_table(budget:str, results='results') -> pd.DataFrame:
     return pd.DataFrame([{k: models[m].get(k) for k in TABLE_COLUMNS} for m in order], columns=TABLE_COLUMNS)
 
 def run_study(budget:str|Budget='quick', # a name in `BUDGETS`
-              models:list|None=None, # registry names; None: `STUDY_MODELS`
+              models:list|None=None, # registry names; None: the budget's, else `STUDY_MODELS`
               data=None, # data folder; None: `SALTSEG_DATA` or the default data
-              results='results', # folder for <budget>.json and <budget>.csv
+              results='runs/study', # folder for <budget>.json and <budget>.csv; the committed study: 'results'
               runs=None, # folder for run folders; None: runs/study-<budget>
               force:bool=False, # retrain models already in the results file
               seed:int=0, fold:int=0, verbose:bool=True) -> pd.DataFrame:
@@ -150,8 +155,10 @@ def run_study(budget:str|Budget='quick', # a name in `BUDGETS`
     origin = provenance(data=str(data), seed=seed, fold=fold)  # the code as the study starts
     items = load_items(data)
     if budget.limit: items = stratified_subset(items, budget.limit, seed)
-    samples = sample_patches(items, split_items(items, fold=fold, seed=seed)[1])
-    for name in models or STUDY_MODELS:
+    valid_idx = split_items(items, fold=fold, seed=seed)[1]
+    samples = sample_patches(items, valid_idx)
+    content['baseline'] = dict(all_empty=float((items.iloc[valid_idx].coverage == 0).mean()))  # the score of predicting no salt
+    for name in models or budget.models or STUDY_MODELS:
         if name in content['models'] and not force:
             if verbose: print(f"{name}: already in {path}, skipped")
             continue
@@ -166,11 +173,27 @@ def run_study(budget:str|Budget='quick', # a name in `BUDGETS`
                           f"{(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return results_table(budget.name, results)
 
+def study_figure(budget:str, results='runs/study') -> Path:
+    "Draw the Kaggle metric of every model in a study's results file beside the all-empty baseline; save it as <budget>.png."
+    table, content = results_table(budget, results), read_results(budget, results)
+    fig = Figure(figsize=(6, 0.6 + 0.35 * len(table)))
+    ax = fig.subplots()
+    ax.barh(table.model, table.kaggle, color='tab:blue')
+    for y, v in enumerate(table.kaggle): ax.text(v + 0.01, y, f'{v:.3f}', va='center', fontsize=8)
+    baseline = content.get('baseline', {}).get('all_empty')
+    if baseline is not None: ax.axvline(baseline, color='tab:red', lw=1, label=f'predicting no salt: {baseline:.3f}')
+    ax.set(xlim=(0, 1), xlabel='Kaggle metric (validation)', title=f"study, budget {budget}: {content['budget']['description']}"[:90])
+    ax.title.set_fontsize(8); ax.invert_yaxis(); ax.legend(fontsize=8, loc='lower right')
+    fig.tight_layout()
+    path = Path(results)/f'{budget}.png'
+    fig.savefig(path, dpi=100)
+    return path
+
 @call_parse
-def saltseg_study(budget:str='quick', # quick, cpu or full
-                  models:str=None, # comma-separated registry names; default: the whole study
+def saltseg_study(budget:str='quick', # smoke, quick (a first look, about 5 minutes), cpu or full
+                  models:str=None, # comma-separated registry names; default: the budget's
                   data:str=None, # data folder; default: $SALTSEG_DATA or the default data
-                  results:str='results', # folder for <budget>.json and <budget>.csv
+                  results:str='runs/study', # folder for <budget>.json and <budget>.csv; `--results results` for the committed study
                   runs:str=None, # folder for the run folders (checkpoints); default: runs/study-<budget>
                   force:bool=False, # retrain models already in the results file
                  ):
@@ -180,6 +203,10 @@ def saltseg_study(budget:str='quick', # quick, cpu or full
         table = run_study(budget, names, data, results, runs, force)
     except (ValueError, FileNotFoundError, RuntimeError) as e: raise SystemExit(f"saltseg_study: error: {e}")
     with pd.option_context('display.width', 200, 'display.max_columns', 20): print(table.to_string(index=False))
+    baseline = read_results(budget, results)['baseline']['all_empty']
+    print(f"\nPredicting no salt at all scores {baseline:.3f} in the Kaggle metric on these validation patches (the share "
+          f"without salt) and 0 in salt IoU and Dice: the margin above that is what each model learned.")
+    print(f"table: {Path(results)/budget}.csv (with {budget}.json); figure: {study_figure(budget, results)}")
 
 # %% ../nbs/31_study.ipynb #e37098ef
 def headline_markdown(budget:str='cpu', results='results') -> str:
