@@ -278,7 +278,8 @@ def ladder_markdown(summary:dict) -> str:
         lines.append(f"| {step} | {summary['parameters'][step] / 1e6:.2f} | {s['kaggle']['n_seeds']} | {_interval(s['kaggle'])} | "
                      f"{_interval(s['salt_dice'])} | {' | '.join(change)} |")
     claims = ['| change | claimed Dice gain (points) | measured Dice change (points) | measured Kaggle change | seeds | verdict |',
-              '|---|---|---|---|---:|---|']
+              '|---|---|---|---|---:|---|'] if summary['claims'] else \
+             ["No claim tested yet: a claim is tested once both of its steps have finished a seed."]
     for c in summary['claims']:
         claims.append(f"| {c['change']} ({c['comparison']}) | {c['claimed']} | {c['dice_points']:+.2f} [{c['dice_low']:+.2f}, {c['dice_high']:+.2f}] | "
                       f"{c['kaggle']:+.4f} [{c['kaggle_low']:+.4f}, {c['kaggle_high']:+.4f}] | {c['seeds']} | {c['verdict']} |")
@@ -292,7 +293,8 @@ def ladder_markdown(summary:dict) -> str:
                f"{p['n_valid']} validation patches of `{Path(p['data']).name}` (split {p['split']['hash']}, fold {p['split']['fold']} "
                f"of {p['split']['folds']}; {p['n_train']} trained on). Intervals: {summary['interval']}. "
                f"{done} of {len(design['steps']) * len(design['seeds'])} runs finished"
-               f"{'' if summary['complete'] else ' (the ladder is not complete yet)'}, {summary['compute_hours']:.1f} CPU-hours, "
+               f"{'' if summary['complete'] else ' (the ladder is not complete yet)'}, {summary['compute_hours']:.1f} hours of training "
+               f"(wall clock as recorded, including any time a run shared the CPU), "
                f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
                f"torch {p['versions']['torch']}, commits {', '.join(c[:12] for c in summary['commits'])}.*")
     return '\n'.join(lines) + '\n\n' + '\n'.join(claims) + '\n\n' + caption

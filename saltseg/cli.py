@@ -96,7 +96,9 @@ def run_settings(model:str, data=None, recipe=None, epochs=None, size=None, data
     try: create_model(model, **(model_config or {}))  # unknown names and options fail here, before any data is read
     except TypeError as e: raise ValueError(f"--config {json.dumps(model_config)} does not fit {model} ({e})") from None
     train_recipe = get_train_recipe(recipe or default_recipe(model))
-    if _at_least('lr', lr, 1e-12): train_recipe = replace(train_recipe, lr=lr)
+    if lr is not None:
+        if not lr > 0: raise ValueError(f"--lr must be a positive learning rate, got {lr}")
+        train_recipe = replace(train_recipe, lr=lr)
     if final_loss is not None:
         if final_loss not in LOSSES: raise ValueError(f"unknown loss {final_loss!r}; valid losses: {', '.join(LOSSES)}")
         train_recipe = replace(train_recipe, final_loss=final_loss)
