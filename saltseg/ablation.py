@@ -282,7 +282,8 @@ def ladder_markdown(summary:dict) -> str:
              ["No claim tested yet: a claim is tested once both of its steps have finished a seed."]
     for c in summary['claims']:
         claims.append(f"| {c['change']} ({c['comparison']}) | {c['claimed']} | {c['dice_points']:+.2f} [{c['dice_low']:+.2f}, {c['dice_high']:+.2f}] | "
-                      f"{c['kaggle']:+.4f} [{c['kaggle_low']:+.4f}, {c['kaggle_high']:+.4f}] | {c['seeds']} | {c['verdict']} |")
+                      f"{c['kaggle']:+.4f} [{c['kaggle_low']:+.4f}, {c['kaggle_high']:+.4f}] | {c['seeds']} | {c['verdict']}"
+                      f"{'' if c['seeds'] >= len(design['seeds']) else ' (provisional: the interval has no seed spread in it yet)' if c['seeds'] == 1 else ' (provisional)'} |")
     plain = summary['steps'].get('unet_plain')
     if plain: claims.append(f"\nThe seed study's plain U-Net: Dice {SEED_PLAIN_DICE:.2f}; ours (base width {design['base_width']}): "
                             f"{_interval(plain['salt_dice'])}.")
