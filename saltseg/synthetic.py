@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['SHAPE', 'GENERATOR_VERSION', 'DEFAULT_N', 'DEFAULT_SEED', 'REAL_CLASS_COUNTS', 'REAL_STATS', 'REAL_DEPTHS',
-           'DEPTH_MODEL', 'SALT_KINDS', 'SALT_KIND_WEIGHTS', 'ricker', 'smooth_noise', 'draw_coverage', 'salt_mask',
-           'seismic_stages', 'Patch', 'make_patch', 'patch_ids', 'make_dataset', 'data_summary', 'cache_dir',
-           'default_data_path', 'ensure_default_data', 'get_data_path']
+           'DEPTH_MODEL', 'SALT_KINDS', 'SALT_KIND_WEIGHTS', 'SECTION_SHAPE', 'ricker', 'smooth_noise', 'draw_coverage',
+           'salt_mask', 'seismic_stages', 'Patch', 'make_patch', 'patch_ids', 'make_dataset', 'data_summary',
+           'cache_dir', 'default_data_path', 'ensure_default_data', 'get_data_path', 'section_mask', 'SyntheticSection',
+           'make_section']
 
 # %% ../nbs/01_synthetic.ipynb #b6db03e7
 import json
@@ -322,3 +323,66 @@ def get_data_path(verbose:bool=True, # print which data is used
     if verbose:
         print(f"SALTSEG_DATA is not set: using the embedded default data ({n} generated patches, seed {seed}) in {path}")
     return path
+
+# %% ../nbs/01_synthetic.ipynb #2c556504
+SECTION_SHAPE = (400, 2000) # (samples, traces) of a generated section
+
+def _mother_salt(rng, y, x):
+    "Level set of the salt at the base of the section, with pillows rising from it."
+    height, width = y.shape
+    level = rng.uniform(0.8, 0.95) * height + 0.03 * height * smooth_noise(rng, width, 80)[None, :]
+    for _ in range(rng.integers(0, 3)):
+        centre, spread, rise = rng.uniform(0, width), rng.uniform(0.04, 0.12) * width, rng.uniform(0.05, 0.25) * height
+        level = level - rise * np.exp(-((x - centre) / spread) ** 2)
+    return level - y
+
+def _diapir(rng, y, x):
+    "Level set of a diapir: a stem rising from below to a rounded head, maybe wider than the stem and leaning."
+    height, width = y.shape
+    top, stem = rng.uniform(0.1, 0.55) * height, rng.uniform(0.01, 0.03) * width + 8
+    head, head_depth = stem * rng.uniform(1.0, 2.5), rng.uniform(0.1, 0.3) * height
+    below = np.clip(y - top, 0, None)
+    half = stem + (head - stem) * np.exp(-((below - head_depth / 2) / head_depth) ** 2)
+    half = half * np.sqrt(np.clip(below / (0.6 * head), 0, 1))  # a rounded crest
+    axis = (rng.uniform(0.05, 0.95) * width + rng.normal(0, 0.3) * (height - y)
+            + 0.3 * stem * smooth_noise(rng, height, rng.uniform(20, 60))[:, None])
+    return np.maximum(np.abs(x - axis) - half, top - y)
+
+def _salt_sheet(rng, y, x):
+    "Level set of a detached salt sheet: a lens that thins towards its ends."
+    height, width = y.shape
+    centre, half = rng.uniform(0, 1) * width, rng.uniform(0.1, 0.35) * width
+    depth, thickness = rng.uniform(0.2, 0.6) * height, rng.uniform(0.06, 0.15) * height
+    top = depth + 0.05 * height * smooth_noise(rng, width, rng.uniform(30, 100))[None, :]
+    local = thickness * np.sqrt(np.clip(1 - ((x - centre) / half) ** 2, 0, 1))
+    return np.maximum(np.abs(y - top - local / 2) - local / 2, np.abs(x - centre) - half)
+
+def section_mask(rng:np.random.Generator, # random source
+                 shape:tuple=SECTION_SHAPE, # (samples, traces)
+                ) -> np.ndarray: # uint8 mask, 1 = salt
+    "Salt of a seismic section: maybe mother salt with pillows, one to three diapirs, maybe a salt sheet."
+    height, width = shape
+    if height < 32 or width < 32: raise ValueError(f"a section must be at least 32 x 32 samples, got {height} x {width}")
+    y, x = np.mgrid[0:height, 0:width].astype(float)
+    bodies = [_mother_salt(rng, y, x)] if rng.random() < 0.7 else []
+    bodies += [_diapir(rng, y, x) for _ in range(rng.integers(1, 4))]
+    if rng.random() < 0.5: bodies.append(_salt_sheet(rng, y, x))
+    phi = np.min(bodies, axis=0) + rng.uniform(2, 6) * smooth_noise(rng, shape, rng.uniform(6, 15))  # irregular outline
+    if rng.random() < 0.5: phi = phi + rng.uniform(0.3, 1.0) * smooth_noise(rng, shape, 1.5)  # rugged edge
+    return (phi < 0).astype(np.uint8)
+
+# %% ../nbs/01_synthetic.ipynb #f7b51e79
+class SyntheticSection(NamedTuple):
+    "A generated seismic section."
+    amplitudes: np.ndarray # float32 amplitudes, samples (down) x traces (across)
+    mask: np.ndarray # uint8, 1 = salt
+
+def make_section(seed:int=0, # section seed
+                 shape:tuple=SECTION_SHAPE, # (samples, traces)
+                 amplitude:float=1000., # standard deviation of the amplitudes
+                ) -> SyntheticSection:
+    "A generated seismic section with salt bodies, and its salt mask."
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+    mask = section_mask(rng, shape)
+    seismic = seismic_stages(rng, mask)['seismic']
+    return SyntheticSection((amplitude * seismic).astype(np.float32), mask)
