@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import time
+from functools import partial
 from contextlib import nullcontext
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
@@ -363,7 +364,7 @@ def check_outputs(out, # folder for the masks
         raise FileExistsError(f"{out}: already holds masks of these patches ({len(taken)}, e.g. {taken[0]}.png); "
                               "--overwrite replaces them, or give another --out")
 
-def predict_folder(checkpoint, # a `best.pth` or `last.pth` written by training
+def predict_folder(checkpoint, # a `best.pth` or `last.pth` written by training, or an ONNX file written by `saltseg_export`
                    images, # folder of PNG patches
                    out, # folder for the predicted masks
                    tta:bool=False, # horizontal-flip test-time augmentation
@@ -380,18 +381,24 @@ def predict_folder(checkpoint, # a `best.pth` or `last.pth` written by training
     if not 0 < threshold < 1: raise ValueError(f"--threshold is a salt probability between 0 and 1 (exclusive), got {threshold}")
     files = png_files(Path(images))
     check_outputs(out, submission, list(files), overwrite)
-    model = load_model(checkpoint)
-    recipe = DataRecipe(**model.saltseg_checkpoint['data_recipe'])
+    if Path(checkpoint).suffix.lower() == '.onnx':
+        from saltseg.export import OnnxModel  # ONNX Runtime is imported only when asked for
+        model = OnnxModel(checkpoint)
+        recipe, predict = model.recipe, partial(model.probability, tta=tta)
+    else:
+        model = load_model(checkpoint)
+        recipe = DataRecipe(**model.saltseg_checkpoint['data_recipe'])
+        if fold: model = fold_for_inference(model, required=False)
+        predict = partial(predict_probability, model, tta=tta, fast=fast)
     patches = {name: read_image(path) for name, path in files.items()}
     shapes = pd.DataFrame([dict(image=files[n], height=p.shape[0], width=p.shape[1]) for n, p in patches.items()])
     check_fits(shapes, recipe, f"this checkpoint was trained on {recipe.pad_to}x{recipe.pad_to} inputs; predict with a checkpoint "
                                "trained with a larger --size or a resizing data recipe (--data_recipe dpsseg)")
-    if fold: model = fold_for_inference(model, required=False)
     batches = [(shape, names[start:start + bs]) for shape in sorted({p.shape for p in patches.values()})
                for names in [[n for n, p in patches.items() if p.shape == shape]] for start in range(0, len(names), bs)]
     masks = {}
     for shape, batch in progress_bar(batches, leave=False) if progress else batches:
-        probability = predict_probability(model, recipe_inputs([patches[n] for n in batch], recipe), tta=tta, fast=fast)
+        probability = predict(recipe_inputs([patches[n] for n in batch], recipe))
         masks.update({name: (p > threshold).numpy().astype(np.uint8) for name, p in zip(batch, recipe.restore(probability, shape))})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -401,7 +408,7 @@ def predict_folder(checkpoint, # a `best.pth` or `last.pth` written by training
     return table
 
 @call_parse
-def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (RUN_DIR/best.pth), required
+def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (RUN_DIR/best.pth), or an ONNX file (saltseg_export), required
                     images:str=None, # folder of PNG patches, required
                     out:str=None, # folder for the predicted masks (PNG, 0/255, same names and sizes), required
                     tta:bool=False, # horizontal-flip test-time augmentation

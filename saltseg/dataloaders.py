@@ -39,6 +39,7 @@ class DataRecipe:
     pad_to: int|None = None       # reflect-pad the image to this square size
     pad_multiple: int|None = None # reflect-pad the image to the next multiple of this
     imagenet_norm: bool = False   # ImageNet mean/std after scaling to [0, 1]
+    clip_percentile: float = 99.9 # seismic sections: amplitudes clipped at this percentile of |amplitude|, then scaled to 0..255 (`saltseg.sections`)
 
     def target_size(self, size:tuple) -> tuple:
         "Model input size (height, width) for a patch of `size`."

@@ -394,7 +394,8 @@ def deployment_markdown(section=None, # results of `section_speed` (JSON)
         table = pd.DataFrame(content['rows'])
         for (run, folded), group in table.groupby(['run', 'folded'], sort=False):
             by = group.set_index('fast')
-            lines.append(f"| {by.model.iloc[0]}{' (folded)' if folded else ''}, epoch {by.epoch.iloc[0]} (`{run}`) | {by.patches.iloc[0]} | "
+            epochs = int(by.epoch.iloc[0]) + 1
+            lines.append(f"| {by.model.iloc[0]}{' (folded)' if folded else ''}, {epochs} epoch{'s' if epochs > 1 else ''} (`{run}`) | {by.patches.iloc[0]} | "
                          f"{by.loc[False, 'agreement']:.4%} | {by.loc[True, 'agreement']:.4%} | {by.loc[False, 'max_difference']:.1e} |")
         parts.append('\n'.join(lines) + f"\n\n*`run_agreement`, {_origin(content)}.*")
     if not parts: raise ValueError("no results file given")

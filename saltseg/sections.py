@@ -51,7 +51,7 @@ def write_segy(path, # the file to write
     amplitudes = np.asarray(amplitudes, np.float32)
     if amplitudes.ndim not in (2, 3):
         raise ValueError(f"amplitudes must be 2-D (samples x traces) or 3-D (inline x crossline x sample), got shape {amplitudes.shape}")
-    cube = amplitudes.T[None] if amplitudes.ndim == 2 else amplitudes
+    cube = np.ascontiguousarray(amplitudes.T[None] if amplitudes.ndim == 2 else amplitudes)  # segyio writes contiguous traces
     n_inlines, n_crosslines, n_samples = cube.shape
     spec = segyio.spec()
     spec.samples, spec.format, spec.tracecount = np.arange(n_samples) * sample_interval, format, n_inlines * n_crosslines
@@ -212,7 +212,7 @@ class GrayMapping:
         return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
 
 def gray_mapping(amplitudes:np.ndarray, # a section, or traces spread over a volume (`SeismicFile.amplitude_sample`)
-                 percentile:float=99.9, # clip at this percentile of |amplitude| (symmetric), or at percentiles 100 - p and p
+                 percentile:float=DataRecipe.clip_percentile, # clip at this percentile of |amplitude| (symmetric), or at percentiles 100 - p and p
                  symmetric:bool=True, # the same clip on both sides: zero amplitude is mid-gray
                  max_samples:int=4_000_000, # measure at most this many amplitudes (evenly spaced)
                 ) -> GrayMapping:
@@ -368,7 +368,7 @@ class SegyMaskWriter:
     def write(self, positions, # positions in the new file
               values:np.ndarray, # samples x len(positions)
              ):
-        for position, column in zip(positions, np.asarray(values, np.float32).T): self.file.trace[int(position)] = column
+        for position, column in zip(positions, np.ascontiguousarray(np.asarray(values, np.float32).T)): self.file.trace[int(position)] = column
 
     def close(self): self.file.close()
     def __enter__(self): return self
@@ -432,7 +432,7 @@ def predict_file(path, # SEG-Y (.sgy, .segy) or NumPy (.npy): a line, or a volum
                  formats=tuple(OUTPUTS), # which outputs: npy, segy (SEG-Y input, not a depth slice), png
                  probability:bool=False, # OUT.npy holds the salt probability (float32), not the 0/1 mask
                  threshold:float=0.5, # salt probability above which a pixel is salt
-                 percentile:float=99.9, # the gray mapping's clip (`gray_mapping`)
+                 percentile:float|None=None, # the gray mapping's clip (`gray_mapping`); None: the one the models' data recipes record
                  window:int=SHAPE[0], stride:int|None=None, bs:int=32, # tiling (`predict_section`)
                  tta:bool=False, fast:bool=True, backend:str='auto', # how the models run (`load_tile_model`)
                  ignore_geometry:bool=False, iline_byte:int=189, xline_byte:int=193, # how SEG-Y is read (`SeismicFile`)
@@ -454,6 +454,12 @@ def predict_file(path, # SEG-Y (.sgy, .segy) or NumPy (.npy): a line, or a volum
         models = [m if isinstance(m, TileModel) else load_tile_model(m, backend, tta, fast) for m in models]
         if not models: raise ValueError("no model given")
         for model in models: check_window(model.recipe, window)
+        if percentile is None:
+            clips = sorted({model.recipe.clip_percentile for model in models})
+            if len(clips) > 1:
+                raise ValueError(f"the models' data recipes clip amplitudes at different percentiles ({', '.join(map(str, clips))}); "
+                                 "choose one with --percentile")
+            percentile = clips[0]
         tiling = dict(window=window, stride=window // 2 if stride is None else stride, bs=bs)
         tile_grid(2, window, tiling['stride'])  # a bad stride is refused before any work
         mapping = gray_mapping(source.amplitude_sample() if volume else section.amplitudes, percentile)
@@ -485,7 +491,7 @@ def saltseg_section(input:str=None, # SEG-Y (.sgy, .segy) or NumPy (.npy) line o
                     formats:str='npy,segy,png', # outputs: npy (mask, or probability with --probability), segy (the mask in a copy of the input's traces), png (overlay)
                     probability:bool=False, # OUT.npy holds the salt probability (float32) instead of the 0/1 mask
                     threshold:float=0.5, # salt probability threshold
-                    percentile:float=99.9, # amplitudes are clipped at this percentile of |amplitude|, then scaled to the 0..255 of the patches
+                    percentile:float=None, # amplitudes are clipped at this percentile of |amplitude|, then scaled to 0..255; default: the checkpoint's data recipe's (99.9 unless trained otherwise)
                     window:int=101, # tile size (the 101 x 101 of the training patches, prepared by each model's data recipe)
                     stride:int=None, # step between tiles; default: half the window
                     bs:int=32, # tiles per batch
