@@ -356,6 +356,11 @@ def _origin(content:dict) -> str:
     hardware = content['hardware']
     return f"{hardware['cpu']} ({hardware['cores']} cores), torch {content['versions']['torch']}, commit {content['commit'][:12]}, {content['date'][:10]}"
 
+def _share(agreement:float, pixels:int) -> str:
+    "A share of agreeing pixels, with the count that differ when rounding would hide them."
+    differ = round((1 - agreement) * pixels)
+    return f"{agreement:.4%}" + (f" ({differ:,} px differ)" if differ else '')
+
 def deployment_markdown(section=None, # results of `section_speed` (JSON)
                         speed=None, # results of `onnx_speed` (JSON)
                         agreement=None, # results of `run_agreement` (JSON)
@@ -396,7 +401,8 @@ def deployment_markdown(section=None, # results of `section_speed` (JSON)
             by = group.set_index('fast')
             epochs = int(by.epoch.iloc[0]) + 1
             lines.append(f"| {by.model.iloc[0]}{' (folded)' if folded else ''}, {epochs} epoch{'s' if epochs > 1 else ''} (`{run}`) | {by.patches.iloc[0]} | "
-                         f"{by.loc[False, 'agreement']:.4%} | {by.loc[True, 'agreement']:.4%} | {by.loc[False, 'max_difference']:.1e} |")
+                         f"{_share(by.loc[False, 'agreement'], by.pixels.iloc[0])} | {_share(by.loc[True, 'agreement'], by.pixels.iloc[0])} | "
+                         f"{by.loc[False, 'max_difference']:.1e} |")
         parts.append('\n'.join(lines) + f"\n\n*`run_agreement`, {_origin(content)}.*")
     if not parts: raise ValueError("no results file given")
     return '\n\n'.join(parts)
