@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SCORE_NAMES', 'RUN_FORMAT', 'RUN_FILES', 'COVERAGE_BANDS', 'write_valid_scores', 'default_run_folder',
            'prepare_run_folder', 'run_settings', 'read_run_record', 'resumed_settings', 'write_run_record',
-           'check_fits', 'train', 'saltseg_train', 'check_outputs', 'predict_folder', 'saltseg_predict',
+           'check_fits', 'train', 'StopOnSignal', 'saltseg_train', 'check_outputs', 'predict_folder', 'saltseg_predict',
            'training_runs_markdown', 'rescore_run', 'coverage_breakdown', 'runs_by_split', 'coverage_markdown']
 
 # %% ../nbs/23_cli.ipynb #9ac7569b
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastcore.script import call_parse
+from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
@@ -287,7 +288,22 @@ def _fail(command:str, error:Exception):
 
 _INPUT_ERRORS = (DataError, CheckpointError, ValueError, FileNotFoundError, FileExistsError, RuntimeError)
 
-def _interrupt(signum, frame): raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does
+class StopOnSignal(Callback):
+    "Ctrl-C (SIGINT) and SIGTERM stop training; checked again before every batch, since a `KeyboardInterrupt` raised inside a finaliser is swallowed."
+    order = -50
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)): self.signals, self.received = tuple(signals), None
+
+    def install(self) -> 'StopOnSignal':
+        "Handle `signals` in this process (the main thread) from now on."
+        for s in self.signals: signal.signal(s, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def before_batch(self):
+        if self.received is not None: raise KeyboardInterrupt
 
 def _interrupted(command:str, out:Path, resume_command:str):
     "Exit with one line saying where an interrupted run stands and how to continue it."
@@ -325,14 +341,14 @@ def saltseg_train(model:str=None, # model name, required (see the list below)
     if not model and not resume: _fail('saltseg_train', "--model is required (for example --model resnet34_unet)")
     if resume and not out: _fail('saltseg_train', "--resume needs --out, the run folder to continue")
     out = Path(out) if out else default_run_folder(model)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = StopOnSignal().install()
     try:
         model_config = json.loads(config) if config else None
         if not model: model = read_run_record(prepare_run_folder(out, resume=True))['settings']['model']  # --resume alone
         result = train(model, data, recipe, epochs, out, size, data_recipe, bs=bs, lr=lr, final_loss=final_loss, switch_at=switch_at,
                        ema=ema, seed=seed, split_seed=split_seed, fold=fold, folds=folds, limit=limit, fast=False if fp32 else None,
                        pretrained=pretrained or None, resume=resume, overwrite=overwrite, model_config=model_config,
-                       wandb=wandb, distributed=distributed)
+                       wandb=wandb, distributed=distributed, cbs=[stop])
     except json.JSONDecodeError as e: _fail('saltseg_train', f"--config is not valid JSON ({e})")
     except _INPUT_ERRORS as e: _fail('saltseg_train', e)
     except KeyboardInterrupt: _interrupted('saltseg_train', out, f"saltseg_train --resume --out {out}")
