@@ -85,6 +85,9 @@ TRAIN_RECIPES = {r.name: r for r in [
                 "wd 1e-4, clip 1.0, 128 reflect pad) on a fixed one-cycle schedule; the final weights are scored",
                 data_recipe='unet_study', loss='unet_study', lr=5e-4, weight_decay=1e-4, schedule='one_cycle',
                 grad_clip=1.0, epochs=30, monitor=None),
+    TrainRecipe('compare', "Model comparison: `strong` on a fixed 25-epoch one-cycle schedule; the final weights are scored "
+                "(no epoch picked on the validation split)", data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz', lr=1e-3,
+                weight_decay=1e-4, schedule='one_cycle', tta=True, epochs=25, monitor=None),
 ]}
 
 def get_train_recipe(recipe:str|TrainRecipe) -> TrainRecipe:
