@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['COMPARISONS', 'Entry', 'Comparison', 'get_comparison', 'run_folder', 'expected_settings', 'check_run',
            'measure_inference', 'run_comparison', 'finished_runs', 'summarise_comparison', 'comparison_markdown',
-           'pareto_front', 'comparison_figure']
+           'pareto_front', 'comparison_figure', 'write_summary', 'saltseg_compare']
 
-# %% ../nbs/33_comparison.ipynb #4b30fac4
+# %% ../nbs/33_comparison.ipynb #51990259
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -26,7 +26,7 @@ from .learner import get_train_recipe, load_model
 from .models.core import create_model, model_config
 from .models.zoo import count_flops, count_parameters
 
-# %% ../nbs/33_comparison.ipynb #664cfd94
+# %% ../nbs/33_comparison.ipynb #41043db1
 @dataclass(frozen=True)
 class Entry:
     "One model of a comparison: its row label, registry name and `create_model` options."
@@ -67,8 +67,8 @@ COMPARISONS = {c.name: c for c in [
                "ResNet34-UNet and DpSSeg also seed 1",
                entries=(Entry('resnet34_unet', 'resnet34_unet'), Entry('dpsseg', 'dpsseg'), Entry('resnet18_unet', 'resnet18_unet'),
                         Entry('linknet', 'linknet'), Entry('pspnet', 'pspnet'), Entry('hrnet_w18_small', 'hrnet_w18_small'),
-                        Entry('hrnet_w18', 'hrnet_w18'), Entry('deeplabv3plus', 'deeplabv3plus'), Entry('deeplabv3', 'deeplabv3'),
-                        Entry('fcn', 'fcn'),
+                        Entry('hrnet_w18', 'hrnet_w18'), Entry('deeplabv3plus', 'deeplabv3plus'), Entry('deeplabv3 (OS16)', 'deeplabv3', (('output_stride', 16),), 'output stride 16 instead of 8'),
+                        Entry('fcn (OS16)', 'fcn', (('output_stride', 16),), 'output stride 16 instead of 8'),
                         Entry('segnet (width 32)', 'segnet', (('base_width', 32),), 'half the channels of the paper (a quarter of its 20 GFLOPs at 128)'),
                         Entry('unet_attention (width 32)', 'unet_attention', (('base_width', 32),), 'half the U-Net study\'s width'))),
     Comparison('smoke', "tests: three small models, one epoch, 24 patches", epochs=1, recipe='compare', limit=24, bs=8,
@@ -86,7 +86,7 @@ def run_folder(runs, entry:Entry, seed:int) -> Path:
     "The run folder of `entry` and `seed` under `runs`: the label made a file name."
     return Path(runs)/f"{re.sub(r'[^A-Za-z0-9_]+', '-', entry.label).strip('-')}-s{seed}"
 
-# %% ../nbs/33_comparison.ipynb #67a26a6f
+# %% ../nbs/33_comparison.ipynb #84213766
 def expected_settings(comparison:Comparison, entry:Entry, seed:int) -> dict:
     "What a run of `entry` with `seed` must have been trained with to belong to `comparison`."
     config = {k: v for k, v in (model_config(entry.model) | entry.options).items() if k != 'name'}
@@ -143,7 +143,7 @@ def run_comparison(comparison:str|Comparison='cpu', # a name in `COMPARISONS`
         if verbose: print(f"{folder.name}: kaggle {json.loads((folder/'scores.json').read_text())['scores']['kaggle']:.4f}", flush=True)
     return folders
 
-# %% ../nbs/33_comparison.ipynb #fb9776a3
+# %% ../nbs/33_comparison.ipynb #e2354685
 def finished_runs(runs, # folder of the comparison's run folders
                   comparison:str|Comparison='cpu') -> pd.DataFrame: # one row per finished run
     "The finished runs of `comparison` in `runs` (checked against its design), with their scores and time."
@@ -194,7 +194,7 @@ def summarise_comparison(runs, # folder of the comparison's run folders
                 provenance=dict(data=first['data'], split=first['split'], n_valid=first['n_valid'], n_train=first['n_train'],
                                 hardware=first['hardware'], versions=first['versions'], first_date=min(table.date), last_date=max(table.date)))
 
-# %% ../nbs/33_comparison.ipynb #21e231f8
+# %% ../nbs/33_comparison.ipynb #4758cd83
 def comparison_markdown(summary:dict) -> str:
     "The comparison table and its table by salt coverage, as Markdown with a provenance caption, from `summarise_comparison`."
     design, reference = summary['comparison'], summary['comparison']['entries'][0]['label']
@@ -242,3 +242,24 @@ def comparison_figure(summary:dict) -> Figure:
     ax.set_xscale('log'); ax.set_xlabel('inference FPS, batch 32, fast path (log)'); ax.set_ylabel('Kaggle metric (validation)')
     ax.legend(fontsize=7); fig.tight_layout()
     return fig
+
+# %% ../nbs/33_comparison.ipynb #b204e393
+def write_summary(runs, comparison:str|Comparison='cpu', path=None) -> Path:
+    "Write `summarise_comparison` to `path` (default: `runs/summary.json`)."
+    path = Path(path or Path(runs)/'summary.json')
+    path.write_text(json.dumps(summarise_comparison(runs, comparison), indent=1, default=str) + '\n')
+    return path
+
+@call_parse
+def saltseg_compare(comparison:str='cpu', # the design: cpu (12 models, 25 epochs each, a 2-core CPU) or smoke
+                    data:str=None, # data folder; default: $SALTSEG_DATA or the default data
+                    runs:str=None, # folder for the run folders; default: runs/compare-<comparison>
+                    summary:bool=True, # write RUNS/summary.json and print the tables at the end
+                   ):
+    "Train every run of the model comparison not finished yet (an interrupted one resumes), then summarise it with intervals."
+    runs = Path(runs or f'runs/compare-{comparison}')
+    try:
+        run_comparison(comparison, data, runs)
+        if summary: print(f"summary: {write_summary(runs, comparison)}\n\n{comparison_markdown(summarise_comparison(runs, comparison))}")
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e: raise SystemExit(f"saltseg_compare: error: {e}")
+    except KeyboardInterrupt: raise SystemExit(f"saltseg_compare: interrupted; the same command continues where it stopped ({runs})") from None

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
 from .core import (ConvNormAct, ResNetEncoder, SegOutput, adapt_first_conv, check_input, create_model,
                                  imagenet_state_dict, list_models, model_name, register_model)
@@ -23,22 +25,28 @@ TORCHVISION_SEGMENTERS = {'deeplabv3': torchvision.models.segmentation.deeplabv3
                           'fcn': torchvision.models.segmentation.fcn_resnet50}
 
 class TorchvisionSegmentation(nn.Module):
-    "torchvision's DeepLabV3 or FCN (ResNet50, output stride 8) returning a logits tensor at the input size."
+    "torchvision's DeepLabV3 or FCN (ResNet50, output stride 8, or 16 as a lighter option) returning a logits tensor at the input size."
     def __init__(self, arch:str='deeplabv3', # 'deeplabv3' or 'fcn'
                  in_channels:int=3, # input channels
                  n_classes:int=2, # output channels (logits)
                  pretrained:bool=False, # start the ResNet50 backbone from ImageNet weights
+                 output_stride:int=8, # stride of the last features: 8 (torchvision's), or 16 (layer3 strided again: under a third of the operations)
                 ):
         super().__init__()
         if arch not in TORCHVISION_SEGMENTERS: raise ValueError(f"Unknown arch {arch!r}; valid: {', '.join(TORCHVISION_SEGMENTERS)}")
+        if output_stride not in (8, 16): raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
         net = TORCHVISION_SEGMENTERS[arch](weights=None, weights_backbone=None, num_classes=n_classes, aux_loss=False)
+        if output_stride == 16:  # the same network with layer3 strided: features at 1/16, and DeepLab's ASPP rates halved to match
+            resnet = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, False, True])
+            net.backbone = IntermediateLayerGetter(resnet, return_layers={'layer4': 'out'})
+            if arch == 'deeplabv3': net.classifier = DeepLabHead(2048, n_classes, atrous_rates=(6, 12, 18))
         if pretrained: net.backbone.load_state_dict({k: v for k, v in imagenet_state_dict('resnet50').items() if not k.startswith('fc.')})
         if in_channels != 3:
             net.backbone.conv1 = adapt_first_conv(net.backbone.conv1, in_channels) if pretrained else \
                 nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.encoder, self.head = net.backbone, net.classifier
         self.arch, self.in_channels, self.n_classes = arch, in_channels, n_classes
-        self.size_multiple = 8
+        self.size_multiple = self.output_stride = output_stride
         self.min_train_batch = 2 if arch == 'deeplabv3' else 1
 
     def forward(self, x:Tensor) -> Tensor:
