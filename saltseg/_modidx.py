@@ -627,4 +627,5 @@ d = { 'settings': { 'branch': 'main',
                                    'saltseg.synthetic.salt_mask': ('synthetic.html#salt_mask', 'saltseg/synthetic.py'),
                                    'saltseg.synthetic.section_mask': ('synthetic.html#section_mask', 'saltseg/synthetic.py'),
                                    'saltseg.synthetic.seismic_stages': ('synthetic.html#seismic_stages', 'saltseg/synthetic.py'),
-                                   'saltseg.synthetic.smooth_noise': ('synthetic.html#smooth_noise', 'saltseg/synthetic.py')}}}
+                                   'saltseg.synthetic.smooth_noise': ('synthetic.html#smooth_noise', 'saltseg/synthetic.py')},
+            'saltseg.tables': {'saltseg.tables.markdown_table': ('tables.html#markdown_table', 'saltseg/tables.py')}}}

@@ -25,6 +25,7 @@ from .models.core import create_model
 from .models.unet import UNET_LADDER
 from .models.zoo import count_parameters
 from .study import sample_patches
+from .tables import markdown_table
 
 # %% ../nbs/32_ablation.ipynb #ff960d8f
 @dataclass(frozen=True)
@@ -270,20 +271,17 @@ def _effect(s:dict) -> str:
 def ladder_markdown(summary:dict) -> str:
     "The ladder table and the seed study's claims table, as Markdown with a provenance caption, from `summarise_ladder`."
     design, steps = summary['ladder'], list(summary['steps'])
-    lines = ['| step | params (M) | seeds | Kaggle metric | salt Dice | Dice change vs step before (points) | Kaggle change | effect |',
-             '|---|---:|---:|---|---|---|---|---|']
+    rows = []
     for before, step in zip([None] + steps[:-1], steps):
         s, d = summary['steps'][step], summary['differences'].get(f"{step} - {before}")
         change = (_interval(d['salt_dice'], 100, 2, True), _interval(d['kaggle'], 1, 4, True), _effect(d['salt_dice'])) if d else ('', '', '')
-        lines.append(f"| {step} | {summary['parameters'][step] / 1e6:.2f} | {s['kaggle']['n_seeds']} | {_interval(s['kaggle'])} | "
-                     f"{_interval(s['salt_dice'])} | {' | '.join(change)} |")
-    claims = ['| change | claimed Dice gain (points) | measured Dice change (points) | measured Kaggle change | seeds | verdict |',
-              '|---|---|---|---|---:|---|'] if summary['claims'] else \
-             ["No claim tested yet: a claim is tested once both of its steps have finished a seed."]
-    for c in summary['claims']:
-        claims.append(f"| {c['change']} ({c['comparison']}) | {c['claimed']} | {c['dice_points']:+.2f} [{c['dice_low']:+.2f}, {c['dice_high']:+.2f}] | "
-                      f"{c['kaggle']:+.4f} [{c['kaggle_low']:+.4f}, {c['kaggle_high']:+.4f}] | {c['seeds']} | {c['verdict']}"
-                      f"{'' if c['seeds'] >= len(design['seeds']) else ' (provisional: the interval has no seed spread in it yet)' if c['seeds'] == 1 else ' (provisional)'} |")
+        rows.append([step, f"{summary['parameters'][step] / 1e6:.2f}", s['kaggle']['n_seeds'], _interval(s['kaggle']), _interval(s['salt_dice']), *change])
+    tested = [[f"{c['change']} ({c['comparison']})", c['claimed'], f"{c['dice_points']:+.2f} [{c['dice_low']:+.2f}, {c['dice_high']:+.2f}]",
+               f"{c['kaggle']:+.4f} [{c['kaggle_low']:+.4f}, {c['kaggle_high']:+.4f}]", c['seeds'],
+               c['verdict'] + ('' if c['seeds'] >= len(design['seeds']) else ' (provisional: the interval has no seed spread in it yet)'
+                               if c['seeds'] == 1 else ' (provisional)')] for c in summary['claims']]
+    claims = [markdown_table(['change', 'claimed Dice gain (points)', 'measured Dice change (points)', 'measured Kaggle change', 'seeds', 'verdict'],
+                             tested, 'llllrl') if tested else "No claim tested yet: a claim is tested once both of its steps have finished a seed."]
     plain = summary['steps'].get('unet_plain')
     if plain: claims.append(f"\nThe seed study's plain U-Net: Dice {SEED_PLAIN_DICE:.2f}; ours (base width {design['base_width']}): "
                             f"{_interval(plain['salt_dice'])}.")
@@ -298,7 +296,8 @@ def ladder_markdown(summary:dict) -> str:
                f"(wall clock as recorded, including any time a run shared the CPU), "
                f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
                f"torch {p['versions']['torch']}, commits {', '.join(c[:12] for c in summary['commits'])}.*")
-    return '\n'.join(lines) + '\n\n' + '\n'.join(claims) + '\n\n' + caption
+    header = ['step', 'params (M)', 'seeds', 'Kaggle metric', 'salt Dice', 'Dice change vs step before (points)', 'Kaggle change', 'effect']
+    return markdown_table(header, rows, 'lrrlllll') + '\n\n' + '\n'.join(claims) + '\n\n' + caption
 
 # %% ../nbs/32_ablation.ipynb #a1ac8c67
 @call_parse

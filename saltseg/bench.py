@@ -30,6 +30,7 @@ from .learner import bf16_cpu_available, load_model, provenance, save_checkpoint
 from .models.core import check_input, create_model, list_models, main_logits, model_name
 from .models.dpsseg import fold_for_inference
 from .models.zoo import count_flops
+from .tables import markdown_table
 
 # %% ../nbs/30_bench.ipynb #1f99746b
 @dataclass(frozen=True)
@@ -360,10 +361,10 @@ def speedup_markdown(path) -> str:
     original = next((r for r in rows if r['protocol'] == 'dpsseg_original'), None)
     if original is None: raise ValueError(f"{path}: no dpsseg row at 256, batch 1, protocol dpsseg_original")
     in_turns = 'speedup' in original and original.get('reference') == 'dpsseg_original'
-    lines = ['| DpSSeg, 256x256, batch 1 | FPS | latency (ms) | vs the earlier protocol |', '|---|---:|---:|---:|']
+    cells = []
     for r in sorted(rows, key=lambda r: r['fps']):
         ratio = f"{r['speedup']:.2f}x (IQR {r['speedup_spread']:.2f})" if in_turns else f"{r['fps'] / original['fps']:.2f}x"
-        lines.append(f"| {PROTOCOLS[r['protocol']].description} | {r['fps']:.1f} | {r['latency_ms']:.1f} | {ratio} |")
+        cells.append([PROTOCOLS[r['protocol']].description, f"{r['fps']:.1f}", f"{r['latency_ms']:.1f}", ratio])
     hardware, versions = content['hardware'], content['versions']
     agreements = content.get('agreement') or []
     if isinstance(agreements, dict): agreements = [agreements]  # files written before several checkpoints could be checked
@@ -375,6 +376,7 @@ def speedup_markdown(path) -> str:
             + '; '.join(f"`{protocol}` {', '.join(shares)}" for protocol, shares in by_protocol.items()) + '.') if agreements else ''
     how = (f"Protocols timed in turns, {original['calls']} rounds after warm-up; each speed-up is the median of the per-round ratios"
            if in_turns else "Median of repeated calls after warm-up")
-    return '\n'.join(lines) + (f"\n\n*{how}, on {hardware['cpu']} ({hardware['cores']} cores"
+    table = markdown_table(['DpSSeg, 256x256, batch 1', 'FPS', 'latency (ms)', 'vs the earlier protocol'], cells, 'lrrr')
+    return table + (f"\n\n*{how}, on {hardware['cpu']} ({hardware['cores']} cores"
                                f"{', GPU ' + hardware['gpu'] if hardware['gpu'] else ''}), torch {versions['torch']}, commit "
                                f"{content['commit'][:12]}, {content['date'][:10]}.{note}*")

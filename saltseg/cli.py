@@ -37,6 +37,7 @@ from .learner import (CheckpointError, LOSSES, TRAIN_RECIPES, TrainRecipe, defau
                              split_hash, wandb_callback)
 from .models.core import create_model, list_models
 from .models.dpsseg import fold_for_inference
+from .tables import markdown_table
 
 # %% ../nbs/23_cli.ipynb #94513a4c
 SCORE_NAMES = ('kaggle', 'salt_iou', 'salt_dice', 'miou')
@@ -446,8 +447,7 @@ def saltseg_predict(model:str=None, # checkpoint file written by saltseg_train (
 # %% ../nbs/23_cli.ipynb #497c255c
 def training_runs_markdown(folder) -> str:
     "Markdown table of the `scores.json` of every run folder in `folder`, with provenance."
-    rows = ['| run | model | recipe (peak lr, loss switch, weight average) | input | epochs (best) | minutes | Kaggle metric | salt IoU | Dice | mIoU | split | commit |',
-            '|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|']
+    rows = []
     found = sorted(Path(folder).glob('*/scores.json'))
     if not found: raise FileNotFoundError(f"{folder}: no run folders with scores.json")
     notes, splits = set(), set()   # provenance and validation sets of all runs, each said once
@@ -460,14 +460,16 @@ def training_runs_markdown(folder) -> str:
         recipe = ', '.join([r['train_recipe'], *([f"lr {r['lr']:g}"] if 'lr' in r else []),
                             *([f"{switched['loss'].iloc[0]} from epoch {switched['epoch'].iloc[0]}"] if len(switched) else []),
                             *([f"weight average (EMA {r['ema']:g})"] if r.get('ema') else [])])
-        rows.append(f"| {path.parent.name} | {r['model']} | {recipe} | {r['data_recipe']['name']} ({size}) | "
-                    f"{r['epochs_run']} ({r['best_epoch'] + 1}) | {r['seconds'] / 60:.0f} | {s['kaggle']:.4f} | {s['salt_iou']:.4f} | "
-                    f"{s['salt_dice']:.4f} | {s['miou']:.4f} | {r['split']['hash']} | {r['commit'][:12]} |")
+        rows.append([path.parent.name, r['model'], recipe, f"{r['data_recipe']['name']} ({size})", f"{r['epochs_run']} ({r['best_epoch'] + 1})",
+                     f"{r['seconds'] / 60:.0f}", f"{s['kaggle']:.4f}", f"{s['salt_iou']:.4f}", f"{s['salt_dice']:.4f}", f"{s['miou']:.4f}",
+                     r['split']['hash'], r['commit'][:12]])
         notes.add(f"{r['date'][:10]}, {r['hardware']['cpu']} ({r['hardware']['cores']} cores), "
                   f"torch {r['versions']['torch']}, fastai {r['versions']['fastai']}")
         splits.add(f"{r['n_valid']} validation patches of `{Path(r['data']).name}` (fold {r['split']['fold']} of {r['split']['folds']}, "
                    f"split {r['split']['hash']}{', flip TTA' if r['tta'] else ''})")
-    return '\n'.join(rows) + f"\n\n*Scores of the best epoch's checkpoint (epochs counted from 1) at the patches' own size on " + '; '.join(sorted(splits)) + \
+    header = ['run', 'model', 'recipe (peak lr, loss switch, weight average)', 'input', 'epochs (best)', 'minutes', 'Kaggle metric',
+              'salt IoU', 'Dice', 'mIoU', 'split', 'commit']
+    return markdown_table(header, rows, 'llllrrrrrrll') + f"\n\n*Scores of the best epoch's checkpoint (epochs counted from 1) at the patches' own size on " + '; '.join(sorted(splits)) + \
            '. ' + '; '.join(sorted(notes)) + '.*'
 
 # %% ../nbs/23_cli.ipynb #7aaa4729
@@ -526,8 +528,8 @@ def coverage_markdown(folder) -> str:
     for split, runs in groups.items():
         table = coverage_breakdown(runs)
         lines = [f"Validation split {split}:\n"] if len(groups) > 1 else []
-        lines += ['| run | ' + ' | '.join(table.columns) + ' |', '|---|' + '---:|' * len(table.columns)]
-        lines += [f"| {name} | " + ' | '.join(f'{v:.3f}' for v in row) + ' |' for name, row in table.iterrows()]
+        lines.append(markdown_table(['run', *table.columns], [[name, *(f'{v:.3f}' for v in row)] for name, row in table.iterrows()],
+                                    'l' + 'r' * len(table.columns)))
         tables.append('\n'.join(lines))
     return '\n\n'.join(tables) + ("\n\n*Mean challenge score of the validation patches in each band of salt coverage (patches "
                                   "per band in brackets), for each run's best checkpoint as its scores were recorded; from each run's "

@@ -25,6 +25,7 @@ from .dataloaders import get_recipe
 from .learner import get_train_recipe, load_model
 from .models.core import create_model, model_config
 from .models.zoo import count_flops, count_parameters
+from .tables import markdown_table
 
 # %% ../nbs/33_comparison.ipynb #41043db1
 @dataclass(frozen=True)
@@ -199,17 +200,18 @@ def comparison_markdown(summary:dict) -> str:
     "The comparison table and its table by salt coverage, as Markdown with a provenance caption, from `summarise_comparison`."
     design, reference = summary['comparison'], summary['comparison']['entries'][0]['label']
     nan = float('nan')
-    lines = [f'| model | seeds | Kaggle metric | vs {reference} | salt IoU | salt Dice | mIoU | params (M) | GFLOPs | train min | img/s | FPS b1 | FPS b32 |',
-             '|---|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|']
+    rows = []
     for label, m in summary['models'].items():
         s, d = summary['scores'][label], summary['differences'].get(f"{label} - {reference}")
         versus = f"{_interval(d['kaggle'], sign=True)} ({_effect(d['kaggle'])})" if d else 'reference'
-        lines.append(f"| {label} | {m['seeds']} | {_interval(s['kaggle'])} | {versus} | {m['salt_iou']:.4f} | {_interval(s['salt_dice'])} | "
-                     f"{m['miou']:.4f} | {m['parameters'] / 1e6:.2f} | {m['gflops']:.2f} | {m['train_minutes']:.0f} | {m['epoch_images_per_s']:.0f} | "
-                     f"{m.get('fps_b1', nan):.1f} | {m.get('fps_b32', nan):.1f} |")
+        rows.append([label, m['seeds'], _interval(s['kaggle']), versus, f"{m['salt_iou']:.4f}", _interval(s['salt_dice']), f"{m['miou']:.4f}",
+                     f"{m['parameters'] / 1e6:.2f}", f"{m['gflops']:.2f}", f"{m['train_minutes']:.0f}", f"{m['epoch_images_per_s']:.0f}",
+                     f"{m.get('fps_b1', nan):.1f}", f"{m.get('fps_b32', nan):.1f}"])
+    header = ['model', 'seeds', 'Kaggle metric', f'vs {reference}', 'salt IoU', 'salt Dice', 'mIoU', 'params (M)', 'GFLOPs', 'train min', 'img/s',
+              'FPS b1', 'FPS b32']
     bands = list(next(iter(summary['models'].values()))['bands'])
-    by_band = ['| model | ' + ' | '.join(bands) + ' |', '|---|' + '---:|' * len(bands)]
-    by_band += [f"| {label} | " + ' | '.join(f"{m['bands'][b]:.3f}" for b in bands) + ' |' for label, m in summary['models'].items()]
+    by_band = markdown_table(['model', *bands], [[label, *(f"{m['bands'][b]:.3f}" for b in bands)] for label, m in summary['models'].items()],
+                             'l' + 'r' * len(bands))
     lighter = [f"{label}: {m['lighter']}" for label, m in summary['models'].items() if m['lighter']]
     p = summary['provenance']
     caption = (f"*Comparison `{design['name']}`: {design['epochs']} epochs of `{design['recipe']}` for every model at {summary['input_size']}x"
@@ -221,7 +223,8 @@ def comparison_markdown(summary:dict) -> str:
                f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['compute_hours']:.1f} hours of training, "
                f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
                f"commits {', '.join(c[:12] for c in summary['commits'])}.*")
-    return '\n'.join(lines) + '\n\nChallenge score by the salt coverage of the truth (patches in each band):\n\n' + '\n'.join(by_band) + '\n\n' + caption
+    return (markdown_table(header, rows, 'lrllrlrrrrrrr') + '\n\nChallenge score by the salt coverage of the truth (patches in each band):\n\n'
+            + by_band + '\n\n' + caption)
 
 def pareto_front(points:dict) -> list:
     "The labels of `points` ({label: (speed, score)}) that no other point beats in both speed and score, fastest first."

@@ -39,6 +39,7 @@ from .models.core import check_input, create_model, main_logits, model_name
 from .models.dpsseg import fold_for_inference
 from .sections import TileModel
 from .synthetic import SHAPE
+from .tables import markdown_table
 
 # %% ../nbs/41_export.ipynb #e23be9e8
 ONNX_FORMAT = 'saltseg-onnx-1'
@@ -370,39 +371,36 @@ def deployment_markdown(section=None, # results of `section_speed` (JSON)
     if section is not None:
         content = json.loads(Path(section).read_text())
         shape, setup = content['benchmark']['shape'], content['benchmark']
-        lines = [f"| {shape[0]} x {shape[1]} section, tiles {setup['window']} stride {setup['stride']} | input | precision | batch | Mpx/s | tiles/s | vs fp32 |",
-                 '|---|---:|---|---:|---:|---:|---:|']
-        for r in content['rows']:
-            ratio = f"{r['speedup_vs_fp32']:.2f}x" if r.get('speedup_vs_fp32') else ''
-            lines.append(f"| {r['model']}{' (folded)' if r['folded'] else ''} | {r['input_size']} | {r['precision']} | {r['bs']} | "
-                         f"{r['mpx_per_s']:.3f} | {r['tiles_per_s']:.1f} | {ratio} |")
-        parts.append('\n'.join(lines) + f"\n\n*`saltseg_section_bench`, {_origin(content)}.*")
+        rows = [[r['model'] + (' (folded)' if r['folded'] else ''), r['input_size'], r['precision'], r['bs'], f"{r['mpx_per_s']:.3f}",
+                 f"{r['tiles_per_s']:.1f}", f"{r['speedup_vs_fp32']:.2f}x" if r.get('speedup_vs_fp32') else ''] for r in content['rows']]
+        header = [f"{shape[0]} x {shape[1]} section, tiles {setup['window']} stride {setup['stride']}", 'input', 'precision', 'batch', 'Mpx/s',
+                  'tiles/s', 'vs fp32']
+        parts.append(markdown_table(header, rows, 'lrlrrrr') + f"\n\n*`saltseg_section_bench`, {_origin(content)}.*")
     if speed is not None:
         content = json.loads(Path(speed).read_text())
-        lines = ['| model | batch | input | PyTorch fp32 FPS | PyTorch fast path FPS | ONNX Runtime fp32 FPS | ONNX Runtime vs fast path |',
-                 '|---|---:|---:|---:|---:|---:|---:|']
-        table = pd.DataFrame(content['rows'])
+        rows, table = [], pd.DataFrame(content['rows'])
         for (model, batch), group in table.groupby(['model', 'batch'], sort=False):
             by = group.set_index('variant')
             for form in ('', ' folded'):
                 if f'onnx{form} fp32' not in by.index: continue
                 fp32 = f"{by.loc['torch fp32', 'fps']:.1f}" if not form else ''
                 onnx_ = by.loc[f'onnx{form} fp32']
-                lines.append(f"| {model}{form} | {batch} | {onnx_['size']} | {fp32} | {by.loc[f'torch{form} fast', 'fps']:.1f} | "
-                             f"{onnx_['fps']:.1f} | {onnx_['vs_torch_fast']:.2f}x |")
-        parts.append('\n'.join(lines) + f"\n\n*`saltseg_onnx_bench`, timed in turns ({content['benchmark']['rounds']} rounds, medians), "
+                rows.append([model + form, batch, onnx_['size'], fp32, f"{by.loc[f'torch{form} fast', 'fps']:.1f}", f"{onnx_['fps']:.1f}",
+                             f"{onnx_['vs_torch_fast']:.2f}x"])
+        header = ['model', 'batch', 'input', 'PyTorch fp32 FPS', 'PyTorch fast path FPS', 'ONNX Runtime fp32 FPS', 'ONNX Runtime vs fast path']
+        parts.append(markdown_table(header, rows, 'lrrrrrr') + f"\n\n*`saltseg_onnx_bench`, timed in turns ({content['benchmark']['rounds']} rounds, medians), "
                      f"onnxruntime {content['benchmark']['onnxruntime']}; {_origin(content)}.*")
     if agreement is not None:
         content = json.loads(Path(agreement).read_text())
-        lines = ['| checkpoint | validation patches | ONNX Runtime = PyTorch fp32 (mask pixels) | = PyTorch fast path | largest probability difference (fp32) |',
-                 '|---|---:|---:|---:|---:|']
-        table = pd.DataFrame(content['rows'])
+        rows, table = [], pd.DataFrame(content['rows'])
         for (run, folded), group in table.groupby(['run', 'folded'], sort=False):
             by = group.set_index('fast')
             epochs = int(by.epoch.iloc[0]) + 1
-            lines.append(f"| {by.model.iloc[0]}{' (folded)' if folded else ''}, {epochs} epoch{'s' if epochs > 1 else ''} (`{run}`) | {by.patches.iloc[0]} | "
-                         f"{_share(by.loc[False, 'agreement'], by.pixels.iloc[0])} | {_share(by.loc[True, 'agreement'], by.pixels.iloc[0])} | "
-                         f"{by.loc[False, 'max_difference']:.1e} |")
-        parts.append('\n'.join(lines) + f"\n\n*`run_agreement`, {_origin(content)}.*")
+            rows.append([f"{by.model.iloc[0]}{' (folded)' if folded else ''}, {epochs} epoch{'s' if epochs > 1 else ''} (`{run}`)", by.patches.iloc[0],
+                         _share(by.loc[False, 'agreement'], by.pixels.iloc[0]), _share(by.loc[True, 'agreement'], by.pixels.iloc[0]),
+                         f"{by.loc[False, 'max_difference']:.1e}"])
+        header = ['checkpoint', 'validation patches', 'ONNX Runtime = PyTorch fp32 (mask pixels)', '= PyTorch fast path',
+                  'largest probability difference (fp32)']
+        parts.append(markdown_table(header, rows, 'lrrrr') + f"\n\n*`run_agreement`, {_origin(content)}.*")
     if not parts: raise ValueError("no results file given")
     return '\n\n'.join(parts)

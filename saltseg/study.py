@@ -26,6 +26,7 @@ from .data import load_items, read_image, read_mask, rle_encode, split_items
 from .dataloaders import get_recipe, recipe_inputs, salt_dataloaders, stratified_subset
 from .learner import default_recipe, get_train_recipe, load_model, predict_probability, provenance, seg_learner, training_speed
 from .models.zoo import count_flops, count_parameters
+from .tables import markdown_table
 
 # %% ../nbs/31_study.ipynb #4279ca7f
 STUDY_MODELS = ['unet_plain', 'unet_bn', 'unet_dropout', 'unet_leaky', 'unet_attention',
@@ -214,11 +215,8 @@ def headline_markdown(budget:str='cpu', results='results') -> str:
     content = read_results(budget, results)
     if not content: raise FileNotFoundError(f"{Path(results)/budget}.json: no results for budget {budget!r} yet")
     table = results_table(budget, results)
-    lines = ['| model | Kaggle metric | salt IoU | Dice | mIoU | params (M) | GFLOPs | epochs | train min | FPS |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
-    for row in table.itertuples():
-        lines.append(f"| {row.model} | {row.kaggle:.4f} | {row.salt_iou:.4f} | {row.salt_dice:.4f} | {row.miou:.4f} | "
-                     f"{row.parameters / 1e6:.1f} | {row.gflops:.1f} | {row.epochs} | {row.train_minutes:.1f} | {row.fps:.1f} |")
+    rows = [[row.model, f"{row.kaggle:.4f}", f"{row.salt_iou:.4f}", f"{row.salt_dice:.4f}", f"{row.miou:.4f}", f"{row.parameters / 1e6:.1f}",
+             f"{row.gflops:.1f}", row.epochs, f"{row.train_minutes:.1f}", f"{row.fps:.1f}"] for row in table.itertuples()]
     info, first = content['provenance'], next(iter(content['models'].values()))
     hardware, versions = info['hardware'], info['versions']
     caption = (f"*Budget `{budget}`: {content['budget']['description']}. Recipe `{first['recipe']}`, input "
@@ -228,4 +226,5 @@ def headline_markdown(budget:str='cpu', results='results') -> str:
                f"{info['commit'][:12]}, {info['date'][:10]}, on {hardware['cpu']} ({hardware['cores']} cores"
                f"{', GPU ' + hardware['gpu'] if hardware['gpu'] else ''}), torch {versions['torch']}, fastai {versions['fastai']}; "
                f"{table.train_minutes.sum():.0f} training minutes for the {len(table)} models.*")
-    return '\n'.join(lines) + '\n\n' + caption
+    header = ['model', 'Kaggle metric', 'salt IoU', 'Dice', 'mIoU', 'params (M)', 'GFLOPs', 'epochs', 'train min', 'FPS']
+    return markdown_table(header, rows, 'l' + 'r' * 9) + '\n\n' + caption
