@@ -20,4 +20,5 @@ from .models.core import SegOutput, create_model, list_models, main_logits
 from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice
 from .metrics import KaggleScore, MeanIoU, SaltDice, SaltIoU, kaggle_image_score
 from .learner import TRAIN_RECIPES, evaluate, fit_recipe, load_model, seg_learner
-from .cli import predict_folder, train
+from .run import RunScores, read_scores, train
+from .cli import predict_folder

@@ -28,8 +28,9 @@ from .data import load_items, read_image, split_items
 from .dataloaders import DataRecipe, get_recipe, recipe_inputs
 from .learner import bf16_cpu_available, load_model, provenance, save_checkpoint
 from .models.core import check_input, create_model, list_models, main_logits, model_name
-from .models.dpsseg import fold_for_inference
+from .models.core import fold_for_inference
 from .models.zoo import count_flops
+from .synthetic import get_data_path
 from .tables import markdown_table
 
 # %% ../nbs/30_bench.ipynb #1f99746b
@@ -317,7 +318,6 @@ def saltseg_bench(models:str=None, # comma-separated registry names; default: al
         agreement = None
         if checkpoint:
             if data is None:
-                from saltseg.synthetic import get_data_path
                 data = get_data_path()
             agreement = [checkpoint_agreement(c, data, p) for c in split(checkpoint) for p in split(agreement_protocol)]
             for a in agreement: print(f"{a['checkpoint']}: agreement of {a['protocol']} with fp32: {a['agreement']:.4%} of pixels", flush=True)

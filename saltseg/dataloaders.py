@@ -21,6 +21,7 @@ from fastai.vision.augment import RandTransform
 from fastai.vision.core import imagenet_stats
 
 from .data import assign_folds, load_items, read_image, read_mask, split_items
+from .synthetic import get_data_path
 
 # %% ../nbs/02_dataloaders.ipynb #bacbe983
 IGNORE = 255  # mask value of pixels that losses and metrics skip
@@ -148,7 +149,6 @@ def salt_dataloaders(path=None, # data folder (either layout); None: `SALTSEG_DA
     recipe = get_recipe(recipe)
     if items is None:
         if path is None:
-            from saltseg.synthetic import get_data_path
             path = get_data_path()
         items = load_items(path)
     if limit: items = stratified_subset(items, limit, seed)

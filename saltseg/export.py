@@ -28,15 +28,15 @@ import torch
 import torch.nn as nn
 from fastcore.script import call_parse
 
-import saltseg
+from importlib.metadata import version
 from .bench import PROTOCOLS, runner
-from .cli import read_run_record
+from .run import read_run_record
 from .data import read_image
 from .dataloaders import DataRecipe, get_recipe, recipe_inputs, salt_dataloaders
 from .learner import CheckpointError, default_recipe, get_train_recipe, load_model, predict_probability, provenance
 from .losses import salt_probability
 from .models.core import check_input, create_model, main_logits, model_name
-from .models.dpsseg import fold_for_inference
+from .models.core import fold_for_inference
 from .sections import TileModel
 from .synthetic import SHAPE
 from .tables import markdown_table
@@ -138,7 +138,7 @@ def export_onnx(model, # a checkpoint (.pth), a registry name, or a model built 
                     checkpoint=json.dumps({k: checkpoint.get(k) for k in ('epoch', 'metrics', 'train_recipe')} if checkpoint else None),
                     logits='N x n_classes x H x W main logits at the input size; salt probability: sigmoid(logit 1 - logit 0) '
                            'for 2 classes, sigmoid(logit 0) for 1',
-                    saltseg_version=saltseg.__version__, torch_version=torch.__version__, opset=str(opset),
+                    saltseg_version=version('saltseg'), torch_version=torch.__version__, opset=str(opset),
                     exported=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     proto = onnx.load_from_string(graph)
     for key, value in metadata.items():
@@ -202,7 +202,7 @@ def onnx_tile_model(path, # an ONNX file, or a checkpoint to export on the fly
     else:
         loaded = load_model(path)
         with tempfile.TemporaryDirectory() as folder:  # the session holds the graph in memory; the file can go
-            export_onnx(loaded, Path(folder)/'model.onnx', fold=fold and hasattr(loaded, 'folded'))
+            export_onnx(loaded, Path(folder)/'model.onnx', fold=fold and loaded.has_inference_form)
             model = OnnxModel(Path(folder)/'model.onnx', threads, name=f'{path} (exported to ONNX)')
     return TileModel(model.name, model.recipe, partial(model.probability, tta=tta), backend='onnx')
 
@@ -241,7 +241,7 @@ def run_agreement(runs, # run folders written by `saltseg_train` (run.json and t
                                    seed=split['seed'], limit=split['limit'])
             patches = [read_image(p) for p in dls.valid_items.image[:limit]]
             model = load_model(run/checkpoint)
-            for fold in (False, True) if hasattr(model, 'folded') else (False,):
+            for fold in (False, True) if model.has_inference_form else (False,):
                 path = Path(folder)/f'{run.name}-{fold}.onnx'
                 export_onnx(model, path, fold=fold)
                 exported, torch_model = OnnxModel(path), fold_for_inference(model) if fold else model
@@ -306,7 +306,7 @@ def onnx_speed(models=('resnet34_unet', 'dpsseg'), # registry names (untrained m
             variants = {'torch fp32': runner(copy.deepcopy(model), PROTOCOLS['fp32'], 'cpu'),
                         'torch fast': runner(copy.deepcopy(model), PROTOCOLS['fast'], 'cpu'),
                         'onnx fp32': _onnx_runner(model, False, Path(folder), threads)}
-            if hasattr(model, 'folded'):
+            if model.has_inference_form:
                 variants |= {'torch folded fast': runner(copy.deepcopy(model), PROTOCOLS['folded'], 'cpu'),
                              'onnx folded fp32': _onnx_runner(model, True, Path(folder), threads)}
             for batch in batches:

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['LOSSES', 'TRAIN_RECIPES', 'CHECKPOINT_FORMAT', 'TrainRecipe', 'get_train_recipe', 'default_recipe',
            'bf16_cpu_available', 'fast_inference', 'FastCPU', 'FastCUDA', 'seg_learner', 'SwitchLoss', 'HistoryCSV',
-           'WeightAverage', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_weights', 'load_model',
-           'training_state', 'RestoreState', 'SaltCheckpoint', 'resume_from', 'learning_rate', 'PlateauLR', 'EarlyStop',
-           'fit_recipe', 'predict_probability', 'evaluate', 'training_speed', 'batch_losses', 'provenance',
-           'split_hash', 'wandb_callback']
+           'WeightAverage', 'StopOnSignal', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_weights',
+           'load_model', 'training_state', 'RestoreState', 'SaltCheckpoint', 'resume_from', 'learning_rate',
+           'PlateauLR', 'EarlyStop', 'fit_recipe', 'predict_probability', 'evaluate', 'training_speed', 'batch_losses',
+           'provenance', 'split_hash', 'wandb_callback']
 
 # %% ../nbs/22_learner.ipynb #5f0b3d14
 import json
@@ -16,7 +16,10 @@ import os
 import platform
 import random
 import subprocess
+import signal
 import time
+from importlib.metadata import version
+from importlib.util import find_spec
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+import torchvision
 import fastai
 import fastai.callback.schedule  # adds Learner.fit_one_cycle
 from fastai.callback.core import Callback, CancelFitException
@@ -41,7 +45,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .dataloaders import IGNORE, DataRecipe, get_recipe
 from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice, SymmetricLovaszHinge, bce_dice_loss, salt_probability, unet_study_loss
 from .metrics import score_masks, seg_metrics
-from .models.core import SegOutput, create_model, encoder_splitter, main_logits
+from .models.core import SegOutput, create_model, encoder_splitter, main_logits, model_info
 
 # %% ../nbs/22_learner.ipynb #01113887
 LOSSES = {'ce': CrossEntropy, 'bce': BCE, 'dice': SoftDice, 'unet_study': unet_study_loss,
@@ -98,10 +102,8 @@ def get_train_recipe(recipe:str|TrainRecipe) -> TrainRecipe:
     return TRAIN_RECIPES[recipe]
 
 def default_recipe(model_name:str) -> str:
-    "The training recipe that suits `model_name`: its own project's, else `strong`."
-    if model_name == 'dpsseg': return 'dpsseg'
-    if model_name.startswith('unet_'): return 'unet_study'
-    return 'strong'
+    "The training recipe that suits `model_name`, as its registration says: its own project's, else `strong`."
+    return model_info(model_name).recipe
 
 # %% ../nbs/22_learner.ipynb #8ccee113
 def bf16_cpu_available() -> bool:
@@ -164,7 +166,7 @@ def seg_learner(dls, # from `salt_dataloaders`
     device = torch.device(getattr(dls, 'device', None) or default_device())
     if fast and device.type == 'cuda': cbs.append(FastCUDA())
     elif fast and device.type == 'cpu' and bf16_cpu_available(): cbs.append(FastCPU())
-    if fast and hasattr(model, 'by_taps'): model.by_taps = True  # DpSSeg: the same fusion, fewer operations
+    if fast: model.use_fast_path()  # DpSSeg: the same fusion, fewer operations
     learn = Learner(dls, model, loss_func=DeepSupervision(LOSSES[recipe.loss](), recipe.aux_weight),
                     opt_func=partial(Adam, sqr_mom=0.999, eps=1e-8), lr=recipe.lr, wd=recipe.weight_decay,
                     metrics=seg_metrics(), splitter=splitter, cbs=cbs)
@@ -219,6 +221,24 @@ class WeightAverage(Callback):
         if self.live is not None: self.learn.model.load_state_dict(self.live); self.live = None
 
     def after_fit(self): del self.learn.weight_average
+
+# %% ../nbs/22_learner.ipynb #d91dfa0e
+class StopOnSignal(Callback):
+    "Ctrl-C (SIGINT) and SIGTERM stop training; checked again before every batch, since a `KeyboardInterrupt` raised inside a finaliser is swallowed."
+    order = -50
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)): self.signals, self.received = tuple(signals), None
+
+    def install(self) -> 'StopOnSignal':
+        "Handle `signals` in this process (the main thread) from now on."
+        for s in self.signals: signal.signal(s, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def before_batch(self):
+        if self.received is not None: raise KeyboardInterrupt
 
 # %% ../nbs/22_learner.ipynb #950985c7
 CHECKPOINT_FORMAT = 'saltseg-checkpoint-1'
@@ -494,9 +514,8 @@ def batch_losses(learn:Learner, n_batches:int=60) -> np.ndarray:
 # %% ../nbs/22_learner.ipynb #134a323c
 def provenance(**extra) -> dict:
     "Where a result comes from: code commit, date, hardware, library versions, plus `extra`."
-    import saltseg, torchvision
     def git(*args):
-        try: return subprocess.run(['git', *args], capture_output=True, text=True, timeout=10, cwd=Path(saltseg.__file__).parent).stdout.strip()
+        try: return subprocess.run(['git', *args], capture_output=True, text=True, timeout=10, cwd=Path(find_spec('saltseg').origin).parent).stdout.strip()
         except (OSError, subprocess.SubprocessError): return ''
     commit = git('rev-parse', 'HEAD')
     if commit and git('status', '--porcelain', '--untracked-files=no'): commit += '+uncommitted changes'
@@ -507,7 +526,7 @@ def provenance(**extra) -> dict:
                               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                               native_bf16_cpu=bf16_cpu_available()),
                 versions=dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-                              fastai=fastai.__version__, saltseg=saltseg.__version__), **extra)
+                              fastai=fastai.__version__, saltseg=version('saltseg')), **extra)
 
 # %% ../nbs/22_learner.ipynb #d833f1fb
 def split_hash(dls) -> str:

@@ -33,7 +33,7 @@ from segyio import BinField, TraceField
 from .dataloaders import DataRecipe, get_recipe, recipe_inputs
 from .learner import CheckpointError, default_recipe, get_train_recipe, load_model, predict_probability, provenance
 from .models.core import create_model, model_name
-from .models.dpsseg import fold_for_inference
+from .models.core import fold_for_inference
 from .synthetic import SHAPE, make_section
 
 # %% ../nbs/40_sections.ipynb #e3e91b70
@@ -551,7 +551,7 @@ def section_speed(models=('resnet34_unet', 'dpsseg'), # registry names
             start = time.perf_counter()
             predict_section(gray, tile_model, window, stride, bs, progress=False)
             seconds = time.perf_counter() - start
-            rows.append(dict(model=name, folded=hasattr(model, 'folded'), data_recipe=recipe.name, input_size=recipe.target_size((window, window))[0],
+            rows.append(dict(model=name, folded=model.has_inference_form, data_recipe=recipe.name, input_size=recipe.target_size((window, window))[0],
                              precision=precision, bs=bs, probe_tiles_per_s=probe, tiles=tiles, seconds=round(seconds, 2),
                              tiles_per_s=round(tiles / seconds, 2), mpx_per_s=round(shape[0] * shape[1] / seconds / 1e6, 4)))
             if verbose: print(f"{name:16s} {precision:5s} bs {bs:3d}: {rows[-1]['mpx_per_s']:.3f} Mpx/s, {rows[-1]['tiles_per_s']:.1f} tiles/s", flush=True)

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['SHAPE', 'GENERATOR_VERSION', 'DEFAULT_N', 'DEFAULT_SEED', 'REAL_CLASS_COUNTS', 'REAL_STATS', 'REAL_DEPTHS',
            'DEPTH_MODEL', 'SALT_KINDS', 'SALT_KIND_WEIGHTS', 'SECTION_SHAPE', 'ricker', 'smooth_noise', 'draw_coverage',
-           'salt_mask', 'seismic_stages', 'Patch', 'make_patch', 'patch_ids', 'make_dataset', 'data_summary',
-           'cache_dir', 'default_data_path', 'ensure_default_data', 'get_data_path', 'section_mask', 'SyntheticSection',
-           'make_section']
+           'salt_mask', 'seismic_stages', 'Patch', 'make_patch', 'patch_ids', 'make_dataset', 'box_data',
+           'data_summary', 'cache_dir', 'default_data_path', 'ensure_default_data', 'get_data_path', 'section_mask',
+           'SyntheticSection', 'make_section']
 
 # %% ../nbs/01_synthetic.ipynb #b6db03e7
 import json
@@ -252,6 +252,20 @@ def make_dataset(dest, # folder to write; created if missing, must not hold a `t
     (dest/'generator.json').write_text(json.dumps(dict(generator='saltseg.synthetic', version=GENERATOR_VERSION,
                                                        n=n, seed=seed)) + '\n')
     return dest
+
+# %% ../nbs/01_synthetic.ipynb #0f3a233d
+def box_data(dest=None, # folder to write; None: a new temporary folder
+             n:int=40, # number of patches
+             seed:int=0, # the noise's seed
+            ) -> Path: # the folder, in the challenge layout
+    "A challenge-layout folder of `n` patches whose salt is a bright box at the top, `(i % 10) * 10` rows deep (tests and examples)."
+    root = Path(dest) if dest is not None else Path(tempfile.mkdtemp())
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        mask = np.zeros(SHAPE, np.uint8); mask[: (i % 10) * 10, :] = 1
+        image = (rng.normal(100, 20, SHAPE) + 80 * mask).clip(0, 255).astype(np.uint8)
+        write_pair(root, f'p{i:03d}', image, mask)
+    return root
 
 # %% ../nbs/01_synthetic.ipynb #ca797886
 def data_summary(items:pd.DataFrame, # from `load_items`

@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['NORMS', 'ACTIVATIONS', 'IMAGENET_WEIGHTS', 'DOWNLOAD_TIMEOUT', 'RESNETS', 'SegOutput', 'main_logits', 'nearest_sizes',
-           'check_input', 'model_name', 'named_layer', 'get_norm', 'get_activation', 'ConvNormAct',
-           'PretrainedWeightsError', 'weights_cache_path', 'imagenet_state_dict', 'adapt_first_conv', 'ResNetEncoder',
-           'encoder_splitter', 'register_model', 'list_models', 'model_config', 'create_model']
+           'check_input', 'model_name', 'SaltModel', 'fold_for_inference', 'named_layer', 'get_norm', 'get_activation',
+           'ConvNormAct', 'PretrainedWeightsError', 'weights_cache_path', 'imagenet_state_dict', 'adapt_first_conv',
+           'ResNetEncoder', 'encoder_splitter', 'ModelInfo', 'register_model', 'list_models', 'model_info',
+           'study_models', 'model_config', 'create_model']
 
 # %% ../../nbs/10_models.core.ipynb #1c17a1fb
 import fnmatch
@@ -18,6 +19,7 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import torch
@@ -75,6 +77,46 @@ def check_input(x:Tensor, # the batch a model received
 def model_name(model:nn.Module) -> str:
     "The registry name of `model` if `create_model` built it, else its class name."
     return getattr(model, 'saltseg_config', {}).get('name') or type(model).__name__
+
+# %% ../../nbs/10_models.core.ipynb #93bf8f33
+class SaltModel(nn.Module):
+    "A saltseg model: N x `in_channels` x H x W in (H, W divisible by `size_multiple`), N x `n_classes` x H x W logits out (or a `SegOutput`)."
+    in_channels: int                  # set by every model in its __init__
+    n_classes: int
+    size_multiple: int
+    min_train_batch: int = 1          # the smallest batch it can train on
+    min_batch_reason: str = ''        # why, for the message
+    has_inference_form: bool = False  # `inference_form` is another, cheaper module
+
+    def forward(self, x:Tensor) -> Tensor|SegOutput:
+        check_input(x, self.size_multiple, self.in_channels, self.label())
+        if self.training and not isinstance(x, torch.fx.Proxy) and x.shape[0] < self.min_train_batch:
+            raise ValueError(f"{self.label()} needs a batch of at least {self.min_train_batch} images in training mode"
+                             f"{': ' + self.min_batch_reason if self.min_batch_reason else ''}; got {x.shape[0]}")
+        return self.logits(x)
+
+    def logits(self, x:Tensor) -> Tensor|SegOutput:
+        "What the model computes, on a batch that `forward` has checked."
+        raise NotImplementedError(f"{type(self).__name__} must define logits(x)")
+
+    def label(self) -> str:
+        "The model's name in messages: its registry name."
+        return model_name(self)
+
+    def use_fast_path(self):
+        "Compute the same function the cheaper way for training on the fast path (nothing to change by default)."
+
+    def inference_form(self) -> nn.Module:
+        "The model to predict with: the same function in fewer operations where the model has such a form, else itself."
+        return self
+
+def fold_for_inference(model:nn.Module,
+                       required:bool=True, # False: a model without an inference form is returned as it is
+                      ) -> nn.Module:
+    "The inference form of `model` (DpSSeg: `FoldedDpSSeg`); for a model without one, `ValueError`, or `model` itself when not `required`."
+    if getattr(model, 'has_inference_form', False): return model.inference_form()  # asked of the model, not decided by its class
+    if required: raise ValueError(f"{model_name(model)} has no folded inference form (only dpsseg has one)")
+    return model
 
 # %% ../../nbs/10_models.core.ipynb #5377dd79
 NORMS = {'batch': nn.BatchNorm2d}
@@ -205,16 +247,23 @@ def encoder_splitter(model:nn.Module) -> list[list[nn.Parameter]]:
     return [encoder, [p for p in model.parameters() if id(p) not in in_encoder]]
 
 # %% ../../nbs/10_models.core.ipynb #fda738c0
-_REGISTRY: dict[str, tuple[Callable, dict]] = {}
+@dataclass(frozen=True)
+class ModelInfo:
+    "What the registry knows of a model besides how to build it."
+    recipe: str = 'strong'      # the training recipe that suits it (`default_recipe`): its own project's, else `strong`
+    study: float|None = None    # its place in the study's tables, when the study trains it by default; None: not in the study
+
+_REGISTRY: dict[str, tuple[Callable, dict, ModelInfo]] = {}
 
 def register_model(name:str, # registry name, e.g. 'unet_bn'
                    builder:Callable, # class or function that builds the model from keyword arguments
+                   info:ModelInfo|None=None, # its recipe and study membership; None: `ModelInfo()`
                    **defaults, # the keyword arguments that define this configuration
                   ):
     "Register `builder(**defaults)` as the model `name`; registering `name` again replaces it."
     if 'name' in inspect.signature(builder).parameters:
         raise ValueError(f"{name}: a builder may not take an argument called 'name' (the registry name uses it)")
-    _REGISTRY[name] = (builder, dict(defaults))
+    _REGISTRY[name] = (builder, dict(defaults), info or ModelInfo())
 
 def _import_model_modules() -> list[str]:
     "Import every module of the `saltseg.models` package, so each registers its models; returns their names."
@@ -229,10 +278,19 @@ def list_models(pattern:str='*', # shell-style filter, e.g. 'unet_*'
     _import_model_modules()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
-def _lookup(name:str) -> tuple[Callable, dict]:
+def _lookup(name:str) -> tuple[Callable, dict, ModelInfo]:
     _import_model_modules()
     if name not in _REGISTRY: raise ValueError(f"Unknown model {name!r}; valid names: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+def model_info(name:str) -> ModelInfo:
+    "What the registry knows of model `name` besides how to build it."
+    return _lookup(name)[2]
+
+def study_models() -> list[str]:
+    "The models the study trains by default, in the order of its tables."
+    _import_model_modules()
+    return sorted((n for n, (_, _, info) in _REGISTRY.items() if info.study is not None), key=lambda n: _REGISTRY[n][2].study)
 
 def _full_config(name:str, builder:Callable, kwargs:dict) -> dict:
     "The name and every builder argument (defaults filled in), without `pretrained`."
@@ -248,14 +306,14 @@ def _full_config(name:str, builder:Callable, kwargs:dict) -> dict:
 
 def model_config(name:str) -> dict:
     "The full configuration of the registered model `name`: its name and every builder argument."
-    builder, defaults = _lookup(name)
+    builder, defaults, _ = _lookup(name)
     return _full_config(name, builder, defaults)
 
 def create_model(name:str, # a name from `list_models()`
                  **overrides, # keyword arguments that replace the named configuration's
                 ) -> nn.Module:
     "Build the registered model `name`; `model.saltseg_config` records how, for rebuilding it later."
-    builder, defaults = _lookup(name)
+    builder, defaults, _ = _lookup(name)
     kwargs = {**defaults, **overrides}
     config = _full_config(name, builder, kwargs)  # checks the option names before building
     model = builder(**kwargs)

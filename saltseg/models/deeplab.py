@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import ConvNormAct, ResNetEncoder, check_input, model_name, register_model
+from .core import ConvNormAct, ResNetEncoder, SaltModel, register_model
 
 # %% ../../nbs/15_models.deeplab.ipynb #3ec95d2d
 STAGE_DILATIONS = {16: {'layer4': 2}, 8: {'layer3': 2, 'layer4': 4}} # per output stride: the ResNet stages to dilate, and by how much
@@ -64,7 +64,7 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.branches] + [image_level], dim=1))
 
 # %% ../../nbs/15_models.deeplab.ipynb #0c0ea0be
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(SaltModel):
     "DeepLabV3+: dilated ResNet encoder, ASPP on its last features, a decoder that fuses the stride-4 features; logits at the input size."
     def __init__(self, encoder_name:str='resnet34', # 'resnet18', 'resnet34' or 'resnet50'
                  in_channels:int=3, # input channels
@@ -88,8 +88,7 @@ class DeepLabV3Plus(nn.Module):
         self.in_channels, self.n_classes, self.output_stride = in_channels, n_classes, output_stride
         self.size_multiple = output_stride
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
+    def logits(self, x:Tensor) -> Tensor:
         _stem, skip, *_, features = self.encoder(x)  # skip: layer1, at stride 4
         context = F.interpolate(self.aspp(features), size=skip.shape[-2:], mode='bilinear', align_corners=False)
         fused = self.decoder(torch.cat([context, self.reduce_skip(skip)], dim=1))

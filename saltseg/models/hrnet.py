@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from .core import ConvNormAct, check_input, model_name, register_model
+from .core import ConvNormAct, SaltModel, register_model
 
 # %% ../../nbs/17_models.hrnet.ipynb #25318bb2
 def residual_blocks(block:type, # torchvision's `BasicBlock` or `Bottleneck`
@@ -65,7 +65,7 @@ def transition(in_channels:list[int], # channels of the branches of one stage
     paths = [nn.Identity() if a == b else ConvNormAct(a, b, 3, norm='batch', activation='relu') for a, b in zip(in_channels, out_channels)]
     return nn.ModuleList(paths + [ConvNormAct(in_channels[-1], out_channels[-1], 3, norm='batch', activation='relu', stride=2)])
 
-class HRNet(nn.Module):
+class HRNet(SaltModel):
     "HRNetV2: stem to stride 4, branches at strides 4 to 32 added stage by stage and fused module by module, all concatenated at stride 4 for the logits."
     def __init__(self, in_channels:int=3, # input channels
                  n_classes:int=2, # output channels (logits)
@@ -100,8 +100,7 @@ class HRNet(nn.Module):
             features = stage([path(f) for path, f in zip(paths, features + features[-1:])])
         return features
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
+    def logits(self, x:Tensor) -> Tensor:
         features = self.branches(x)
         size = features[0].shape[-2:]
         stride4 = torch.cat([features[0]] + [F.interpolate(f, size=size, mode='bilinear', align_corners=False) for f in features[1:]], dim=1)

@@ -9,11 +9,11 @@ __all__ = ['ResNetUNet', 'resnet_unet_splitter']
 import torch.nn as nn
 from torch import Tensor
 
-from .core import ResNetEncoder, check_input, encoder_splitter, model_name, register_model
+from .core import ModelInfo, ResNetEncoder, SaltModel, encoder_splitter, register_model
 from .unet import UpBlock
 
 # %% ../../nbs/12_models.resnet_unet.ipynb #314eb58c
-class ResNetUNet(nn.Module):
+class ResNetUNet(SaltModel):
     "U-Net decoder on a torchvision ResNet encoder; logits at the input size."
     def __init__(self, encoder_name:str='resnet34', # 'resnet18', 'resnet34' or 'resnet50'
                  in_channels:int=3, # input channels
@@ -35,13 +35,13 @@ class ResNetUNet(nn.Module):
         self.in_channels, self.n_classes = in_channels, n_classes
         self.size_multiple = self.encoder.size_multiple
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
+    def logits(self, x:Tensor) -> Tensor:
         *skips, x = self.encoder(x)
         for block, skip in zip(self.decoder_blocks, [*reversed(skips), None]): x = block(x, skip)
         return self.head(x)
 
-for _encoder in ('resnet18', 'resnet34'): register_model(f'{_encoder}_unet', ResNetUNet, encoder_name=_encoder)
+for _study, _encoder in [(5, 'resnet18'), (6, 'resnet34')]:
+    register_model(f'{_encoder}_unet', ResNetUNet, ModelInfo(study=_study), encoder_name=_encoder)
 
 # %% ../../nbs/12_models.resnet_unet.ipynb #e0d57e8d
 def resnet_unet_splitter(model:ResNetUNet) -> list[list[nn.Parameter]]:

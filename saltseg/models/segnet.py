@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import ConvNormAct, check_input, model_name, register_model
+from .core import ConvNormAct, SaltModel, register_model
 
 # %% ../../nbs/16_models.segnet.ipynb #c3390619
 VGG16_CONVS = (2, 2, 3, 3, 3) # 3x3 convolutions in each of VGG16's five stages
@@ -21,7 +21,7 @@ def conv_stack(channels:list[int], # widths: the input's, then each convolution'
     "3x3 convolution -> BatchNorm -> ReLU from each width of `channels` to the next."
     return nn.Sequential(*(ConvNormAct(a, b, 3, norm='batch', activation='relu') for a, b in zip(channels, channels[1:])))
 
-class SegNet(nn.Module):
+class SegNet(SaltModel):
     "SegNet: VGG16-BN encoder whose max pooling records its indices, mirrored decoder that unpools with them; logits at the input size."
     def __init__(self, in_channels:int=3, # input channels
                  n_classes:int=2, # output channels (logits)
@@ -40,8 +40,7 @@ class SegNet(nn.Module):
         self.widths, self.in_channels, self.n_classes = widths, in_channels, n_classes
         self.size_multiple = 2 ** len(widths)
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
+    def logits(self, x:Tensor) -> Tensor:
         indices = []
         for stage in self.encoder:
             x, where = self.pool(stage(x))

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import ConvNormAct, check_input, model_name, named_layer, register_model
+from .core import ConvNormAct, ModelInfo, SaltModel, named_layer, register_model
 
 # %% ../../nbs/11_models.unet.ipynb #8cccf9c4
 class SpatialAttention(nn.Module):
@@ -57,7 +57,7 @@ class UpBlock(nn.Module):
         return self.conv(x)
 
 # %% ../../nbs/11_models.unet.ipynb #0d2be308
-class UNet(nn.Module):
+class UNet(SaltModel):
     "U-Net with `depth` pooling levels; normalisation, dropout, activation and skip attention are knobs."
     def __init__(self, in_channels:int=3, # input channels
                  n_classes:int=2, # output channels (logits)
@@ -90,8 +90,7 @@ class UNet(nn.Module):
             x = self.pool(x)
         return features + [self.bottleneck(x)]
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
+    def logits(self, x:Tensor) -> Tensor:
         *skips, x = self.encode(x)
         for block, skip in zip(self.decoder_blocks, reversed(skips)): x = block(x, skip)
         return self.head(x)
@@ -112,4 +111,5 @@ def _cumulative(steps:list) -> dict[str, dict]:
     return configs
 
 UNET_LADDER = _cumulative(UNET_STEPS)
-for _name, _config in UNET_LADDER.items(): register_model(_name, UNet, **_config)
+for _study, (_name, _config) in enumerate(UNET_LADDER.items()):  # the U-Net study's recipe; first in the study's tables
+    register_model(_name, UNet, ModelInfo(recipe='unet_study', study=_study), **_config)

@@ -17,14 +17,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
-from .core import (ConvNormAct, ResNetEncoder, SegOutput, adapt_first_conv, check_input, create_model,
+from .core import (ConvNormAct, ModelInfo, ResNetEncoder, SaltModel, SegOutput, adapt_first_conv, check_input, create_model,
                                  imagenet_state_dict, list_models, model_name, register_model)
 
 # %% ../../nbs/14_models.zoo.ipynb #075478a3
 TORCHVISION_SEGMENTERS = {'deeplabv3': torchvision.models.segmentation.deeplabv3_resnet50,
                           'fcn': torchvision.models.segmentation.fcn_resnet50}
 
-class TorchvisionSegmentation(nn.Module):
+class TorchvisionSegmentation(SaltModel):
     "torchvision's DeepLabV3 or FCN (ResNet50, output stride 8, or 16 as a lighter option) returning a logits tensor at the input size."
     def __init__(self, arch:str='deeplabv3', # 'deeplabv3' or 'fcn'
                  in_channels:int=3, # input channels
@@ -47,17 +47,13 @@ class TorchvisionSegmentation(nn.Module):
         self.encoder, self.head = net.backbone, net.classifier
         self.arch, self.in_channels, self.n_classes = arch, in_channels, n_classes
         self.size_multiple = self.output_stride = output_stride
-        self.min_train_batch = 2 if arch == 'deeplabv3' else 1
+        if arch == 'deeplabv3': self.min_train_batch, self.min_batch_reason = 2, 'its ASPP image-pooling branch applies BatchNorm to a 1x1 map'
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
-        if self.training and x.shape[0] < self.min_train_batch:
-            raise ValueError(f"{model_name(self)} needs a batch of at least {self.min_train_batch} images in training mode: "
-                             f"its ASPP image-pooling branch applies BatchNorm to a 1x1 map; got {x.shape[0]}")
+    def logits(self, x:Tensor) -> Tensor:
         logits = self.head(self.encoder(x)['out'])
         return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
-for _arch in TORCHVISION_SEGMENTERS: register_model(_arch, TorchvisionSegmentation, arch=_arch)
+for _study, _arch in [(8, 'deeplabv3'), (9, 'fcn')]: register_model(_arch, TorchvisionSegmentation, ModelInfo(study=_study), arch=_arch)
 
 # %% ../../nbs/14_models.zoo.ipynb #71f2786b
 class LinkNetDecoderBlock(nn.Module):
@@ -72,7 +68,7 @@ class LinkNetDecoderBlock(nn.Module):
 
     def forward(self, x:Tensor) -> Tensor: return self.expand(self.up(self.reduce(x)))
 
-class LinkNet(nn.Module):
+class LinkNet(SaltModel):
     "LinkNet: ResNet encoder, decoder blocks added to the skips (f3, f2, f1, stem), logits at the input size."
     def __init__(self, encoder_name:str='resnet18', # 'resnet18', 'resnet34' or 'resnet50'
                  in_channels:int=3, # input channels
@@ -91,13 +87,12 @@ class LinkNet(nn.Module):
         self.in_channels, self.n_classes = in_channels, n_classes
         self.size_multiple = self.encoder.size_multiple
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
+    def logits(self, x:Tensor) -> Tensor:
         *skips, x = self.encoder(x)
         for block, skip in zip(self.decoder_blocks, reversed(skips)): x = block(x) + skip
         return self.head(self.final(x))
 
-register_model('linknet', LinkNet)
+register_model('linknet', LinkNet, ModelInfo(study=10))
 
 # %% ../../nbs/14_models.zoo.ipynb #cebe88de
 class PyramidPooling(nn.Module):
@@ -114,7 +109,7 @@ class PyramidPooling(nn.Module):
         size = x.shape[-2:]
         return torch.cat([x] + [F.interpolate(branch(x), size=size, mode='bilinear', align_corners=False) for branch in self.branches], dim=1)
 
-class PSPNet(nn.Module):
+class PSPNet(SaltModel):
     "PSPNet: ResNet encoder cut at stride 8, pyramid pooling, conv, logits resized to the input size."
     def __init__(self, encoder_name:str='resnet34', # 'resnet18', 'resnet34' or 'resnet50'
                  in_channels:int=3, # input channels
@@ -134,13 +129,12 @@ class PSPNet(nn.Module):
         self.in_channels, self.n_classes = in_channels, n_classes
         self.size_multiple = self.encoder.size_multiple
 
-    def forward(self, x:Tensor) -> Tensor:
-        check_input(x, self.size_multiple, self.in_channels, model_name(self))
+    def logits(self, x:Tensor) -> Tensor:
         features = self.encoder(x)[-1]
         logits = self.head(self.dropout(self.fuse(self.pyramid(features))))
         return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
-register_model('pspnet', PSPNet)
+register_model('pspnet', PSPNet, ModelInfo(study=11))
 
 # %% ../../nbs/14_models.zoo.ipynb #fa116058
 def count_parameters(model:nn.Module) -> int:
@@ -181,6 +175,6 @@ def model_table(names:list[str]|None=None, # registry names; None for all
             row['224 works'] = 'yes'
         except ValueError as e: row['224 works'] = f'no ({e})'
         with torch.no_grad(): row['output'] = describe_output(model(torch.zeros(1, model.in_channels, 128, 128, device='meta')))
-        row['min train batch'] = getattr(model, 'min_train_batch', 1)
+        row['min train batch'] = model.min_train_batch
         rows.append(row)
     return pd.DataFrame(rows)
