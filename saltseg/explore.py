@@ -92,7 +92,7 @@ def patch_grid(items:pd.DataFrame, # from `load_items`
 
 # %% ../nbs/03_explore.ipynb #14a63a16
 def as_jpeg(fig, # a matplotlib figure; closed once converted
-            quality:int=85, # JPEG quality, 1 to 95
+            quality:int=75, # JPEG quality, 1 to 95
             dpi:int=100,
            ) -> IPImage:
     "`fig` as a JPEG image to display, for figures of many seismic patches (a tenth of a PNG's bytes)."
