@@ -19,19 +19,24 @@ import shutil
 import time
 from pathlib import Path
 
-import jinja2
-import nbformat
-import yaml
-from bs4 import BeautifulSoup
-from execnb.nbio import read_nb, write_nb
 from fastcore.parallel import parallel
 from fastcore.script import call_parse
-from markupsafe import Markup
-from nbconvert.exporters import HTMLExporter
-from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
-from nbdev.config import get_config
-from nbdev.doclinks import nbglob
-from nbdev.processors import FilterDefaults
+
+try:  # the development tools (`pip install -e ".[dev]"`): a user's install of saltseg does not need them
+    import jinja2
+    import nbformat
+    import yaml
+    from bs4 import BeautifulSoup
+    from execnb.nbio import read_nb, write_nb
+    from markupsafe import Markup
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+    from nbdev.config import get_config
+    from nbdev.doclinks import nbglob
+    from nbdev.processors import FilterDefaults
+except ImportError as e:
+    raise SystemExit(f"saltseg's docs tools (saltseg_docs, saltseg_readme) need the development dependencies, and {e.name} "
+                     "is not installed: pip install -e \".[dev]\" in a clone of saltseg") from None
 
 # %% ../nbs/98_docs.ipynb #95e1be9a
 _directive = re.compile(r'^\s*#\s*\|\s*(.*)$')
@@ -139,32 +144,11 @@ def inline_attributes(line:str) -> str:
 
 # %% ../nbs/98_docs.ipynb #c8a61c05
 _code_fence = re.compile(r'^\s{0,3}(`{3,}|~{3,})')
-_div_fence = re.compile(r'^\s{0,3}:{3,}\s*(?:\{(?P<attrs>[^{}]*)\}|(?P<cls>[\w-]+))?\s*:*\s*$')
-_heading = re.compile(r'^#{1,6}\s+(.*?)\s*#*\s*$')
-
-def _title_html(text:str) -> str: return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(text))
-
-def _open_div(attrs:dict, lines:list, i:int) -> tuple:
-    "The HTML lines that open a fenced div with `attrs` at line `i`, the HTML that closes it, and the next line to read."
-    kind = next((c.split('-', 1)[1] for c in attrs.get('class', '').split() if c.startswith('callout-')), None)
-    if not kind: return [f'<div{_html_attrs(attrs)}>'], '</div>', i
-    title = attrs.pop('title', None)
-    first = next((j for j in range(i, len(lines)) if lines[j].strip()), None)
-    if title is None and first is not None and (heading := _heading.match(lines[first])): title, i = heading.group(1), first + 1
-    title = _title_html(str(title or kind.capitalize()))
-    attrs['class'] = 'callout ' + attrs['class']
-    if 'collapse' not in attrs:
-        return [f'<div{_html_attrs(attrs)}>', f'<div class="callout-title">{title}</div>', '<div class="callout-body">'], '</div>\n</div>', i
-    collapsed = str(attrs.pop('collapse')).lower() == 'true'
-    return ([f'<details{_html_attrs(attrs)}{"" if collapsed else " open"}>', f'<summary class="callout-title">{title}</summary>',
-             '<div class="callout-body">'], '</div>\n</details>', i)
 
 def quarto_markdown(markdown:str) -> str:
-    "`markdown` with Quarto-only markup (callouts and other `:::` divs, `{...}` attributes) turned into HTML."
-    lines, out, closing, fence, i = markdown.splitlines(), [], [], None, 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
+    "`markdown` with Pandoc's `{...}` attributes on links, images and spans turned into HTML; code blocks untouched."
+    out, fence = [], None
+    for line in markdown.splitlines():
         code = _code_fence.match(line)
         if fence:
             if code and code.group(1)[0] == fence[0] and len(code.group(1)) >= len(fence): fence = None
@@ -172,14 +156,7 @@ def quarto_markdown(markdown:str) -> str:
         elif code:
             fence = code.group(1)
             out.append(line)
-        elif (div := _div_fence.match(line)) and (div['attrs'] is not None or div['cls']):
-            attrs = parse_attributes(div['attrs']) if div['attrs'] is not None else {'class': div['cls']}
-            opening, close, i = _open_div(attrs, lines, i)
-            out += ['', *opening, '']
-            closing.append(close)
-        elif div and closing: out += ['', closing.pop(), '']
         else: out.append(inline_attributes(line))
-    for close in reversed(closing): out += ['', close]
     return '\n'.join(out)
 
 # %% ../nbs/98_docs.ipynb #3247a4a2

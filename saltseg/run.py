@@ -27,7 +27,7 @@ from fastai.torch_core import set_seed
 from .data import DataError, load_items
 from .synthetic import get_data_path
 from .dataloaders import DataRecipe, get_recipe, salt_dataloaders
-from .learner import (CheckpointError, LOSSES, TrainRecipe, default_recipe, evaluate, fit_recipe, get_train_recipe,
+from .learner import (CheckpointError, TrainRecipe, default_recipe, evaluate, fit_recipe, get_train_recipe,
                              provenance, read_checkpoint, seg_learner, split_hash, wandb_callback)
 from .models.core import create_model
 from .tables import markdown_table
@@ -152,19 +152,10 @@ def run_settings(model:str, data=None, recipe=None, epochs=None, size=None, data
     try: create_model(model, **(model_config or {}))  # unknown names and options fail here, before any data is read
     except TypeError as e: raise ValueError(f"--config {json.dumps(model_config)} does not fit {model} ({e})") from None
     train_recipe = get_train_recipe(recipe or default_recipe(model))
-    if lr is not None:
-        if not lr > 0: raise ValueError(f"--lr must be a positive learning rate, got {lr}")
-        train_recipe = replace(train_recipe, lr=lr)
-    if final_loss is not None:
-        if final_loss not in LOSSES: raise ValueError(f"unknown loss {final_loss!r}; valid losses: {', '.join(LOSSES)}")
-        train_recipe = replace(train_recipe, final_loss=final_loss)
-    if switch_at is not None:
-        if not train_recipe.final_loss: raise ValueError(f"recipe {train_recipe.name} has no final loss to switch to")
-        if not 0 <= switch_at <= 1: raise ValueError(f"switch_at must be a fraction of the epochs (0 to 1), got {switch_at}")
-        train_recipe = replace(train_recipe, switch_at=switch_at)
-    if ema is not None:
-        if not 0 <= ema < 1: raise ValueError(f"ema is the weight average's decay per step (0 to below 1), got {ema}")
-        train_recipe = replace(train_recipe, ema=ema)
+    overrides = {k: v for k, v in dict(lr=lr, final_loss=final_loss, switch_at=switch_at, ema=ema).items() if v is not None}
+    if switch_at is not None and not (final_loss or train_recipe.final_loss):
+        raise ValueError(f"recipe {train_recipe.name} has no final loss to switch to")
+    train_recipe = replace(train_recipe, **overrides)  # the recipe checks its new values
     data_recipe = get_recipe(data_recipe or train_recipe.data_recipe)
     if at_least('size', size, 1): data_recipe = data_recipe.with_size(size)
     seed, folds = at_least('seed', 0 if seed is None else seed, 0), at_least('folds', 5 if folds is None else folds, 2)
