@@ -19,6 +19,9 @@ from .explore import show_patch, patch_grid, patch_browser
 from .models.core import SegOutput, create_model, list_models, main_logits
 from .losses import BCE, CrossEntropy, DeepSupervision, LovaszHinge, SoftDice
 from .metrics import KaggleScore, MeanIoU, SaltDice, SaltIoU, kaggle_image_score
-from .learner import TRAIN_RECIPES, evaluate, fit_recipe, load_model, seg_learner
+from .recipes import TRAIN_RECIPES
+from .learner import evaluate, fit_recipe, seg_learner
+from .checkpoints import load_model
+from .inference import load_tile_model, predict_probability
 from .run import RunScores, read_scores, train
 from .cli import predict_folder

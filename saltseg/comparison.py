@@ -19,7 +19,8 @@ from .designs import (Design, Entry, bootstrap_steps, design_command, effect, fi
                              patch_counts, run_design, summary_record)
 from .run import coverage_breakdown
 from .dataloaders import get_recipe
-from .learner import get_train_recipe, load_model
+from .recipes import get_train_recipe
+from .checkpoints import load_model
 from .models.core import create_model
 from .models.zoo import count_flops, count_parameters
 from .tables import markdown_table

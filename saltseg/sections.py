@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['SEGY_SUFFIXES', 'TGS_GRAY', 'BLEND_FLOOR', 'OUTPUTS', 'SECTION_FORMAT', 'SectionError', 'write_segy', 'Section',
-           'SeismicFile', 'GrayMapping', 'gray_mapping', 'tile_grid', 'blend_weight', 'TileModel', 'check_window',
-           'torch_tile_model', 'load_tile_model', 'predict_section', 'overlay', 'SegyMaskWriter', 'output_paths',
-           'predict_file', 'saltseg_section', 'section_speed', 'saltseg_section_bench']
+           'SeismicFile', 'GrayMapping', 'gray_mapping', 'tile_grid', 'blend_weight', 'check_window', 'predict_section',
+           'overlay', 'SegyMaskWriter', 'output_paths', 'predict_file', 'saltseg_section', 'section_speed',
+           'saltseg_section_bench']
 
 # %% ../nbs/40_sections.ipynb #3deaab4c
 import copy
@@ -15,26 +15,26 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import segyio
-import torch
-import torch.nn as nn
+from fastcore.meta import delegates
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
 from scipy import ndimage
 from segyio import BinField, TraceField
 
-from .dataloaders import DataRecipe, get_recipe, recipe_inputs
-from .learner import CheckpointError, default_recipe, get_train_recipe, load_model, predict_probability, provenance
-from .models.core import create_model, model_name
-from .models.core import fold_for_inference
+from .dataloaders import DataRecipe, get_recipe
+from .checkpoints import CheckpointError
+from .recipes import default_recipe, get_train_recipe
+from .run import provenance
+from .models.core import create_model
 from .synthetic import SHAPE, make_section
+from .inference import TileModel, load_tile_model, torch_tile_model
 
 # %% ../nbs/40_sections.ipynb #e3e91b70
 class SectionError(ValueError):
@@ -253,54 +253,12 @@ def blend_weight(window:int, # tile size
     ramp = floor + (1 - floor) * np.sin(np.pi * (np.arange(window) + 0.5) / window) ** 2
     return np.outer(ramp, ramp).astype(np.float32)
 
-# %% ../nbs/40_sections.ipynb #b1a3e9dd
-@dataclass
-class TileModel:
-    "A model ready for tiles: a name, its data recipe, and a function from prepared inputs to salt probability."
-    name: str # for records and messages: the file it came from, or the model's name
-    recipe: DataRecipe # how a gray tile becomes the model's input
-    probability: Callable # N x C x H x W float tensor -> N x H x W salt probability tensor
-    backend: str = 'torch' # what runs it: 'torch' or 'onnx'
-
-    def __call__(self, tiles:np.ndarray, # N x h x w uint8 tiles
-                ) -> torch.Tensor: # N x h x w salt probability
-        return self.recipe.restore(self.probability(recipe_inputs(list(tiles), self.recipe)), tiles.shape[-2:]).float()
-
+# %% ../nbs/40_sections.ipynb #04f72e49
 def check_window(recipe:DataRecipe, window:int):
     "Refuse a `window` larger than the size a padding recipe pads to."
     if recipe.pad_to and window > recipe.pad_to:
         raise ValueError(f"--window {window} is larger than the {recipe.pad_to} x {recipe.pad_to} that data recipe {recipe.name} "
                          f"pads to; use --window {recipe.pad_to} or less")
-
-def torch_tile_model(model:nn.Module, # from `load_model` (its checkpoint names the recipe) or `create_model`
-                     recipe:str|DataRecipe|None=None, # None: the checkpoint's data recipe
-                     tta:bool=False, # average with the prediction of the flipped tile
-                     fast:bool=True, # the fast path where the hardware has one
-                     fold:bool=True, # predict with the folded form where the model has one (DpSSeg)
-                     name:str|None=None, # default: the model's registry name
-                    ) -> TileModel:
-    "A PyTorch model as a `TileModel`, predicting with `predict_probability`."
-    if recipe is None:
-        checkpoint = getattr(model, 'saltseg_checkpoint', None)
-        if checkpoint is None: raise ValueError(f"{model_name(model)} comes without a checkpoint that names its data recipe; give recipe=")
-        recipe = DataRecipe(**checkpoint['data_recipe'])
-    name = name or model_name(model)
-    if fold: model = fold_for_inference(model, required=False)
-    return TileModel(name, get_recipe(recipe), partial(predict_probability, model.eval(), tta=tta, fast=fast))
-
-def load_tile_model(path, # a checkpoint (.pth) or an ONNX file (.onnx)
-                    backend:str='auto', # 'torch'; 'onnx' (a checkpoint is exported on the fly); 'auto': by the suffix
-                    tta:bool=False, fast:bool=True, fold:bool=True, # as in `torch_tile_model`
-                   ) -> TileModel:
-    "The model in `path` as a `TileModel`, run by PyTorch or by ONNX Runtime."
-    path = Path(path)
-    if backend == 'auto': backend = 'onnx' if path.suffix.lower() == '.onnx' else 'torch'
-    if backend == 'onnx':
-        from saltseg.export import onnx_tile_model  # ONNX Runtime is imported only when asked for
-        return onnx_tile_model(path, tta=tta, fold=fold)
-    if backend != 'torch': raise ValueError(f"unknown backend {backend!r}; valid: auto, torch, onnx")
-    if path.suffix.lower() == '.onnx': raise ValueError(f"{path}: an ONNX file runs with --backend onnx (or auto), not torch")
-    return torch_tile_model(load_model(path), tta=tta, fast=fast, fold=fold, name=str(path))
 
 # %% ../nbs/40_sections.ipynb #722352f6
 def predict_section(gray:np.ndarray, # uint8 H x W section (`GrayMapping` makes one)
@@ -428,14 +386,22 @@ def _predict_volume(source, models, mapping, files, probability, threshold, tili
 def predict_file(path, # SEG-Y (.sgy, .segy) or NumPy (.npy): a line, or a volume
                  models:list, # checkpoints or ONNX files (paths), or `TileModel`s; several are averaged
                  out, # output prefix: OUT.npy, OUT.sgy, OUT.png and the record OUT.json
-                 inline:int|None=None, crossline:int|None=None, depth_slice:int|None=None, # a section of a volume; none: a line, or every inline of a volume
+                 inline:int|None=None, # the inline of a volume to predict (its number in the trace headers; for .npy, its index)
+                 crossline:int|None=None, # or the crossline
+                 depth_slice:int|None=None, # or the depth (time) slice, by sample index; none of the three: a line, or every inline of a volume
                  formats=tuple(OUTPUTS), # which outputs: npy, segy (SEG-Y input, not a depth slice), png
                  probability:bool=False, # OUT.npy holds the salt probability (float32), not the 0/1 mask
                  threshold:float=0.5, # salt probability above which a pixel is salt
-                 percentile:float|None=None, # the gray mapping's clip (`gray_mapping`); None: the one the models' data recipes record
-                 window:int=SHAPE[0], stride:int|None=None, bs:int=32, # tiling (`predict_section`)
-                 tta:bool=False, fast:bool=True, backend:str='auto', # how the models run (`load_tile_model`)
-                 ignore_geometry:bool=False, iline_byte:int=189, xline_byte:int=193, # how SEG-Y is read (`SeismicFile`)
+                 percentile:float|None=None, # amplitudes are clipped at this percentile of |amplitude|, then scaled to 0..255 (`gray_mapping`); default: the models' data recipes' (99.9 unless trained otherwise)
+                 window:int=SHAPE[0], # tile size (the 101 x 101 of the training patches, prepared by each model's data recipe)
+                 stride:int|None=None, # step between tiles; default: half the window
+                 bs:int=32, # tiles per batch
+                 tta:bool=False, # flip test-time augmentation
+                 fast:bool=True, # the fast path where the hardware has one
+                 backend:str='auto', # torch, onnx (a checkpoint is exported on the fly) or auto (by the suffix: .onnx or .pth)
+                 ignore_geometry:bool=False, # read the SEG-Y traces in file order as one line, without inline/crossline numbers
+                 iline_byte:int=189, # trace header byte of the inline number
+                 xline_byte:int=193, # trace header byte of the crossline number
                  overwrite:bool=False, # replace outputs already there
                  progress:bool=True, # show a progress bar
                 ) -> dict: # the record written to OUT.json
@@ -482,36 +448,21 @@ def predict_file(path, # SEG-Y (.sgy, .segy) or NumPy (.npy): a line, or a volum
 
 # %% ../nbs/40_sections.ipynb #10bcfb1e
 @call_parse
+@delegates(predict_file, but=['path', 'models', 'out', 'formats', 'fast', 'progress'])
 def saltseg_section(input:str=None, # SEG-Y (.sgy, .segy) or NumPy (.npy) line or volume, required
                     model:str=None, # checkpoints (saltseg_train) or ONNX files (saltseg_export), comma-separated: their probabilities are averaged; required
                     out:str=None, # output prefix, required: writes OUT.npy, OUT.sgy, OUT.png and the record OUT.json
-                    inline:int=None, # the inline of a volume to predict (its number in the trace headers; for .npy, its index)
-                    crossline:int=None, # or the crossline
-                    depth_slice:int=None, # or the depth (time) slice, by sample index; none of the three: a line, or every inline of a volume
                     formats:str='npy,segy,png', # outputs: npy (mask, or probability with --probability), segy (the mask in a copy of the input's traces), png (overlay)
-                    probability:bool=False, # OUT.npy holds the salt probability (float32) instead of the 0/1 mask
-                    threshold:float=0.5, # salt probability threshold
-                    percentile:float=None, # amplitudes are clipped at this percentile of |amplitude|, then scaled to 0..255; default: the checkpoint's data recipe's (99.9 unless trained otherwise)
-                    window:int=101, # tile size (the 101 x 101 of the training patches, prepared by each model's data recipe)
-                    stride:int=None, # step between tiles; default: half the window
-                    bs:int=32, # tiles per batch
-                    tta:bool=False, # flip test-time augmentation
                     fp32:bool=False, # predict in float32 (switch the fast path off)
-                    backend:str='auto', # torch, onnx (a checkpoint is exported on the fly) or auto (by the suffix: .onnx or .pth)
-                    ignore_geometry:bool=False, # read the SEG-Y traces in file order as one line, without inline/crossline numbers
-                    iline_byte:int=189, # trace header byte of the inline number
-                    xline_byte:int=193, # trace header byte of the crossline number
-                    overwrite:bool=False, # replace outputs already there
                     quiet:bool=False, # no progress bar
+                    **kwargs, # `predict_file`'s other arguments, as flags
                    ):
     "Predict salt on a seismic line or volume (SEG-Y or .npy); write the mask as .npy, as SEG-Y with the input's headers, and as a PNG overlay."
     missing = [f'--{name}' for name, value in (('input', input), ('model', model), ('out', out)) if not value]
     if missing: raise SystemExit(f"saltseg_section: error: {', '.join(missing)} required")
     try:
-        record = predict_file(input, [m.strip() for m in model.split(',') if m.strip()], out, inline, crossline, depth_slice,
-                              formats=[f.strip() for f in formats.split(',') if f.strip()], probability=probability, threshold=threshold,
-                              percentile=percentile, window=window, stride=stride, bs=bs, tta=tta, fast=not fp32, backend=backend,
-                              ignore_geometry=ignore_geometry, iline_byte=iline_byte, xline_byte=xline_byte, overwrite=overwrite, progress=not quiet)
+        record = predict_file(input, [m.strip() for m in model.split(',') if m.strip()], out,
+                              formats=[f.strip() for f in formats.split(',') if f.strip()], fast=not fp32, progress=not quiet, **kwargs)
     except (ValueError, CheckpointError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as e:
         raise SystemExit(f"saltseg_section: error: {e}")
     except KeyboardInterrupt: raise SystemExit("saltseg_section: interrupted; nothing was written") from None

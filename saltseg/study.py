@@ -23,7 +23,11 @@ from .bench import benchmark
 from .run import SCORE_NAMES, train
 from .data import load_items, read_image, read_mask, rle_encode, split_items
 from .dataloaders import get_recipe, recipe_inputs, salt_dataloaders, stratified_subset
-from .learner import default_recipe, get_train_recipe, load_model, predict_probability, provenance, seg_learner, training_speed
+from .recipes import default_recipe, get_train_recipe
+from .checkpoints import load_model
+from .inference import predict_probability
+from .run import provenance
+from .learner import seg_learner, training_speed
 from .models.core import study_models
 from .models.zoo import count_flops, count_parameters
 from .synthetic import get_data_path
