@@ -39,6 +39,7 @@ class Ladder(Design):
 
 LADDERS = {l.name: l for l in [
     Ladder('cpu', "a 2-core CPU: base width 16, 30 epochs of `unet_ladder`, seeds 0-2"),
+    Ladder('cpu45', "the `cpu` ladder with a schedule half as long again (45 epochs): does training longer change the answer?", epochs=45),
     Ladder('full', "a GPU: the U-Net study's width (base 64, about 31M parameters) and recipe (`unet_study`: AdamW, plateau "
            "schedule, early stopping, best epoch kept), at most 100 epochs, seeds 0-2", base_width=64, epochs=100, recipe='unet_study'),
     Ladder('smoke', "tests: two steps at base width 4, one epoch, two seeds, 24 patches", base_width=4, epochs=1,
