@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['LADDERS', 'SEED_CLAIMS', 'SEED_PLAIN_DICE', 'Ladder', 'get_ladder', 'run_ladder', 'verdict', 'summarise_ladder',
-           'ladder_markdown', 'saltseg_ladder']
+           'ladder_markdown', 'saltseg_ladder', 'longer_training']
 
 # %% ../nbs/32_ablation.ipynb #2c7b60cc
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pandas as pd
 from fastcore.script import call_parse
 
 from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
@@ -140,7 +140,7 @@ def ladder_markdown(summary:dict) -> str:
 
 # %% ../nbs/32_ablation.ipynb #a1ac8c67
 @call_parse
-def saltseg_ladder(ladder:str='cpu', # the design: cpu (a 2-core CPU, base width 16), full (a GPU: base width 64, the U-Net study's recipe) or smoke
+def saltseg_ladder(ladder:str='cpu', # the design: cpu (a 2-core CPU, base width 16), cpu45 (the same, 45 epochs), full (a GPU: base width 64, the U-Net study's recipe) or smoke
                    data:str=None, # data folder; default: $SALTSEG_DATA or the default data
                    runs:str=None, # folder for the run folders; default: runs/ladder-<ladder>
                    summary:bool=True, # write RUNS/summary.json (means, differences and the seed study's claims) at the end
@@ -149,3 +149,27 @@ def saltseg_ladder(ladder:str='cpu', # the design: cpu (a 2-core CPU, base width
     try: design = get_ladder(ladder)
     except ValueError as e: raise SystemExit(f"saltseg_ladder: error: {e}")
     design_command('saltseg_ladder', design, data, Path(runs or f'runs/ladder-{ladder}'), summary)
+
+# %% ../nbs/32_ablation.ipynb #e767c0d7
+def longer_training(short_runs, long_runs, # folders of the run folders of the two designs
+                    short:str|Ladder='cpu', long:str|Ladder='cpu45', # the same ladder at two numbers of epochs
+                    n_boot:int=10_000) -> pd.DataFrame: # one row per step both have run
+    "Each step's final score after `long`'s epochs minus after `short`'s, paired by seed and validation patch, with 95% intervals."
+    short, long = get_ladder(short), get_ladder(long)
+    same = {k: v for k, v in asdict(short).items() if k not in ('name', 'description', 'epochs') and v != asdict(long)[k]}
+    if same: raise ValueError(f"ladders {short.name!r} and {long.name!r} differ in more than their epochs: {', '.join(same)}")
+    a, b = finished_runs(short_runs, short, required=True), finished_runs(long_runs, long, required=True)
+    if a.split.iloc[0] != b.split.iloc[0]: raise ValueError(f"{short_runs} and {long_runs} were scored on different validation splits")
+    table = pd.concat([a.assign(label=a.step + f"@{short.epochs}"), b.assign(label=b.step + f"@{long.epochs}")])
+    steps = [s for s in long.steps if s in set(a.step) & set(b.step)]
+    pairs = [(f"{s}@{long.epochs}", f"{s}@{short.epochs}") for s in steps]
+    stats = bootstrap_steps(patch_counts(list(table.folder)), list(table.label), list(table.seed), pairs, n=n_boot)
+    rows = []
+    for step, (later, earlier) in zip(steps, pairs):
+        if (d := stats['differences'].get(f"{later} - {earlier}")) is None: continue
+        rows.append(dict(step=step, seeds=d['kaggle']['n_seeds'], **{f"kaggle@{e}": stats['steps'][f"{step}@{e}"]['kaggle']['mean']
+                                                                   for e in (short.epochs, long.epochs)},
+                         kaggle_change=d['kaggle']['mean'], kaggle_low=d['kaggle']['low'], kaggle_high=d['kaggle']['high'],
+                         dice_points=100 * d['salt_dice']['mean'], dice_low=100 * d['salt_dice']['low'], dice_high=100 * d['salt_dice']['high'],
+                         effect=effect(d['kaggle'])))
+    return pd.DataFrame(rows)

@@ -21,7 +21,7 @@ from .dataloaders import DATA_RECIPES
 from .checkpoints import CheckpointError
 from .recipes import LOSSES, TRAIN_RECIPES
 from .callbacks import StopOnSignal
-from .inference import TileModel, load_tile_model
+from .inference import load_tile_model
 from .models.core import list_models
 from .run import at_least, check_fits, default_run_folder, prepare_run_folder, read_run_record, train
 
@@ -105,7 +105,7 @@ def predict_folder(models, # a checkpoint (`best.pth`, `last.pth`) or an ONNX fi
     if not 0 < threshold < 1: raise ValueError(f"--threshold is a salt probability between 0 and 1 (exclusive), got {threshold}")
     files = png_files(Path(images))
     check_outputs(out, submission, list(files), overwrite)
-    models = [m if isinstance(m, TileModel) else load_tile_model(m, tta=tta, fast=fast, fold=fold)  # PyTorch for a checkpoint, ONNX Runtime for an ONNX file
+    models = [load_tile_model(m, tta=tta, fast=fast, fold=fold)  # PyTorch for a checkpoint, ONNX Runtime for an ONNX file
               for m in (models if isinstance(models, (list, tuple)) else [models])]
     if not models: raise ValueError("--model needs at least one checkpoint or ONNX file")
     patches = {name: read_image(path) for name, path in files.items()}

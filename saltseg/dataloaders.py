@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from fastai.data.block import DataBlock, TransformBlock
-from fastai.data.transforms import ColReader, IndexSplitter, IntToFloatTensor, Normalize
+from fastai.data.transforms import IndexSplitter, IntToFloatTensor, Normalize
 from fastai.torch_core import TensorImage, TensorMask
 from fastai.vision.augment import RandTransform
 from fastai.vision.core import imagenet_stats

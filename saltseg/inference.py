@@ -108,15 +108,15 @@ def torch_tile_model(model:nn.Module, # from `load_model` (its checkpoint names 
     if fold: model = fold_for_inference(model, required=False)
     return TileModel(name, get_recipe(recipe), partial(predict_probability, model.eval(), tta=tta, fast=fast))
 
-def load_tile_model(path, # a checkpoint (.pth) or an ONNX file (.onnx)
+def load_tile_model(path, # a checkpoint (.pth) or an ONNX file (.onnx); a `TileModel` passes through
                     backend:str='auto', # 'torch'; 'onnx' (a checkpoint is exported on the fly); 'auto': by the suffix
                     tta:bool=False, fast:bool=True, fold:bool=True, # as in `torch_tile_model`
                    ) -> TileModel:
     "The model in `path` as a `TileModel`, run by PyTorch or by ONNX Runtime."
+    if isinstance(path, TileModel): return path
     path = Path(path)
     if backend == 'auto': backend = 'onnx' if path.suffix.lower() == '.onnx' else 'torch'
     if backend == 'onnx':
-
         return onnx_tile_model(path, tta=tta, fold=fold)
     if backend != 'torch': raise ValueError(f"unknown backend {backend!r}; valid: auto, torch, onnx")
     if path.suffix.lower() == '.onnx': raise ValueError(f"{path}: an ONNX file runs with --backend onnx (or auto), not torch")

@@ -385,7 +385,7 @@ def training_runs_markdown(folder) -> str:
                    f"split {r.split['hash']}{', flip TTA' if r.tta else ''})")
     header = ['run', 'model', 'recipe (peak lr, loss switch, weight average)', 'input', 'epochs (best)', 'minutes', 'Kaggle metric',
               'salt IoU', 'Dice', 'mIoU', 'split', 'commit']
-    return markdown_table(header, rows, 'llllrrrrrrll') + f"\n\n*Scores of the best epoch's checkpoint (epochs counted from 1) at the patches' own size on " + '; '.join(sorted(splits)) + \
+    return markdown_table(header, rows, 'llllrrrrrrll') + "\n\n*Scores of the best epoch's checkpoint (epochs counted from 1) at the patches' own size on " + '; '.join(sorted(splits)) + \
            '. ' + '; '.join(sorted(notes)) + '.*'
 
 # %% ../nbs/27_run.ipynb #7aaa4729

@@ -417,7 +417,7 @@ def predict_file(path, # SEG-Y (.sgy, .segy) or NumPy (.npy): a line, or a volum
             raise ValueError("a depth slice is not a set of traces, so there are no SEG-Y headers to write its mask with; leave segy out of --formats")
         volume = source.is_volume and inline is None and crossline is None and depth_slice is None
         section = None if volume else source.section(inline, crossline, depth_slice)
-        models = [m if isinstance(m, TileModel) else load_tile_model(m, backend, tta, fast) for m in models]
+        models = [load_tile_model(m, backend, tta, fast) for m in models]
         if not models: raise ValueError("no model given")
         for model in models: check_window(model.recipe, window)
         if percentile is None:

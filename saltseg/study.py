@@ -10,18 +10,17 @@ __all__ = ['STUDY_MODELS', 'BUDGETS', 'TABLE_COLUMNS', 'Budget', 'get_budget', '
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from fastcore.script import call_parse
 from matplotlib.figure import Figure
 
 from .bench import benchmark
 from .run import SCORE_NAMES, train
-from .data import load_items, read_image, read_mask, rle_encode, split_items
+from .data import load_items, read_image, rle_encode, split_items
 from .dataloaders import get_recipe, recipe_inputs, salt_dataloaders, stratified_subset
 from .recipes import default_recipe, get_train_recipe
 from .checkpoints import load_model

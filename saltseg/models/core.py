@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['NORMS', 'ACTIVATIONS', 'IMAGENET_WEIGHTS', 'DOWNLOAD_TIMEOUT', 'RESNETS', 'SegOutput', 'main_logits', 'nearest_sizes',
            'check_input', 'model_name', 'SaltModel', 'fold_for_inference', 'named_layer', 'get_norm', 'get_activation',
-           'ConvNormAct', 'PretrainedWeightsError', 'weights_cache_path', 'imagenet_state_dict', 'adapt_first_conv',
-           'ResNetEncoder', 'encoder_splitter', 'ModelInfo', 'register_model', 'list_models', 'model_info',
-           'study_models', 'model_config', 'create_model']
+           'ConvNormAct', 'SCSE', 'PretrainedWeightsError', 'weights_cache_path', 'imagenet_state_dict',
+           'adapt_first_conv', 'ResNetEncoder', 'encoder_splitter', 'ModelInfo', 'register_model', 'list_models',
+           'model_info', 'study_models', 'model_config', 'create_model']
 
 # %% ../../nbs/10_models.core.ipynb #1c17a1fb
 import fnmatch
@@ -150,6 +150,17 @@ class ConvNormAct(nn.Sequential):
         super().__init__(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=norm is None),
                          get_norm(norm, out_channels), get_activation(activation))
 
+class SCSE(nn.Module):
+    "Concurrent spatial and channel squeeze-excitation (Roy et al., 2018): `x` times a gate per channel plus `x` times a gate per pixel."
+    def __init__(self, channels:int, reduction:int=16):
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.channel = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
+        self.spatial = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
+
+    def forward(self, x:Tensor) -> Tensor: return x * self.channel(x) + x * self.spatial(x)
+
 # %% ../../nbs/10_models.core.ipynb #b89cc375
 IMAGENET_WEIGHTS = {'resnet18': torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
                     'resnet34': torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
@@ -210,23 +221,28 @@ class ResNetEncoder(nn.Module):
                  in_channels:int=3, # input channels
                  pretrained:bool=False, # start from torchvision's ImageNet weights
                  depth:int=5, # stages kept: 5 ends at stride 32, 3 at stride 8
+                 f1_stride:int=4, # stride of layer1: 4 (ResNet's 7x7/2 conv, then max-pool), 2 (no max-pool), 1 (a 3x3/1 conv, no max-pool)
                 ):
         super().__init__()
         if name not in RESNETS: raise ValueError(f"Unknown ResNet {name!r}; valid: {', '.join(RESNETS)}")
         if not 1 <= depth <= 5: raise ValueError(f"depth must be 1 to 5 (stride 2 to 32), got {depth}")
+        if f1_stride not in (1, 2, 4): raise ValueError(f"f1_stride must be 4 (ResNet's stem), 2 (no max-pool) or 1 (a stride-1 stem), got {f1_stride}")
+        if pretrained and f1_stride == 1: raise ValueError("f1_stride=1 replaces the 7x7 stem convolution, so it has no ImageNet weights; "
+                                                           "use pretrained=False, or f1_stride 2 or 4")
         build, channels = RESNETS[name]
         resnet = build(weights=None)
         if pretrained: resnet.load_state_dict(imagenet_state_dict(name))
-        if in_channels != 3:
+        if f1_stride == 1: resnet.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        elif in_channels != 3:
             resnet.conv1 = adapt_first_conv(resnet.conv1, in_channels) if pretrained else \
                 nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         stages = {'stem': nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu), 'layer1': resnet.layer1,
                   'layer2': resnet.layer2, 'layer3': resnet.layer3, 'layer4': resnet.layer4}
         self.stages = nn.ModuleDict(list(stages.items())[:depth])
-        self.maxpool = resnet.maxpool  # runs before layer1
-        self.name, self.in_channels = name, in_channels
+        self.maxpool = resnet.maxpool if f1_stride == 4 else nn.Identity()  # runs before layer1
+        self.name, self.in_channels, self.f1_stride = name, in_channels, f1_stride
         self.out_channels = channels[:depth]
-        self.strides = [2 ** (i + 1) for i in range(depth)]
+        self.strides = [min(f1_stride, 2)] + [f1_stride * 2 ** i for i in range(depth - 1)]
         self.size_multiple = self.strides[-1]
 
     def forward(self, x:Tensor) -> list[Tensor]:

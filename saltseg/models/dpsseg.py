@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (ConvNormAct, ModelInfo, ResNetEncoder, SaltModel, SegOutput, encoder_splitter, fold_for_inference, model_name,
+from .core import (SCSE, ConvNormAct, ModelInfo, ResNetEncoder, SaltModel, SegOutput, encoder_splitter, fold_for_inference, model_name,
                                  register_model)
 
 # %% ../../nbs/13_models.dpsseg.ipynb #0a0a89c0
@@ -28,12 +28,15 @@ class DpSSeg(SaltModel):
                  n_classes:int=2, # output channels of every head (logits)
                  pretrained:bool=False, # start the encoder from ImageNet weights
                  fusion_channels:int=256, # channels of each stage's projection and of the fused features
+                 f1_stride:int=4, # the encoder's layer1 stride: 4 (ResNet's stem), 2 (no max-pool), 1 (a stride-1 stem)
+                 scse:bool=False, # scSE on the fused hypercolumns, before the main head
                 ):
         super().__init__()
-        self.encoder = ResNetEncoder(encoder_name, in_channels, pretrained)
+        self.encoder = ResNetEncoder(encoder_name, in_channels, pretrained, f1_stride=f1_stride)
         stage_channels = self.encoder.out_channels[1:]  # f1..f4; the stem is not used
         self.projections = nn.ModuleList(nn.Conv2d(c, fusion_channels, kernel_size=1) for c in stage_channels)
         self.fuse = ConvNormAct(fusion_channels * len(stage_channels), fusion_channels, 3, norm='batch', activation='relu')
+        self.scse = SCSE(fusion_channels) if scse else nn.Identity()
         self.head = nn.Conv2d(fusion_channels, n_classes, kernel_size=1)
         self.aux_heads = nn.ModuleList(nn.Conv2d(c, n_classes, kernel_size=1) for c in stage_channels[1:])
         self.in_channels, self.n_classes = in_channels, n_classes
@@ -51,7 +54,7 @@ class DpSSeg(SaltModel):
 
     def heads(self, stages:list[Tensor], fused:Tensor) -> SegOutput:
         "The main logits from the `fused` hypercolumns, the auxiliary ones from f2, f3, f4; all at the input size."
-        main = upsample(self.head(fused), self.strides[0])
+        main = upsample(self.head(self.scse(fused)), self.strides[0])
         return SegOutput(main, [upsample(head(f), stride) for head, f, stride in zip(self.aux_heads, stages[1:], self.strides[1:])])
 
     def logits(self, x:Tensor) -> SegOutput:
@@ -115,7 +118,7 @@ class FoldedDpSSeg(SaltModel):
         conv, norm, self.act = model.fuse
         if conv.kernel_size != (3, 3) or conv.bias is not None or not isinstance(norm, nn.BatchNorm2d):
             raise ValueError(f"FoldedDpSSeg expects DpSSeg's fusion (3x3 conv without bias, BatchNorm), got {model.fuse}")
-        self.encoder, self.head, self.aux_heads = (copy.deepcopy(m) for m in (model.encoder, model.head, model.aux_heads))
+        self.encoder, self.scse, self.head, self.aux_heads = (copy.deepcopy(m) for m in (model.encoder, model.scse, model.head, model.aux_heads))
         self.in_channels, self.n_classes, self.size_multiple, self.strides = model.in_channels, model.n_classes, model.size_multiple, model.strides
         with torch.no_grad():
             scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)

@@ -22,15 +22,18 @@ class ResNetUNet(SaltModel):
                  decoder_channels:tuple=(256, 128, 64, 32, 16), # out channels of the 5 decoder steps, stride 16 to 1
                  norm:str|None='batch', # decoder normalisation
                  activation:str='relu', # decoder activation
+                 f1_stride:int=4, # the encoder's layer1 stride: 4 (ResNet's stem), 2 (no max-pool), 1 (a stride-1 stem)
+                 scse:bool=False, # scSE at the end of every decoder step
                 ):
         super().__init__()
-        self.encoder = ResNetEncoder(encoder_name, in_channels, pretrained)
+        self.encoder = ResNetEncoder(encoder_name, in_channels, pretrained, f1_stride=f1_stride)
         if len(decoder_channels) != len(self.encoder.out_channels):
             raise ValueError(f"decoder_channels needs {len(self.encoder.out_channels)} values (strides 16, 8, 4, 2, 1), got {decoder_channels}")
         skip_channels = self.encoder.out_channels[-2::-1] + [0]  # f3, f2, f1, stem, then none at full resolution
+        strides = self.encoder.strides[::-1] + [1]               # f4's, then each step's output: the skip's, and 1 at the end
         inputs = [self.encoder.out_channels[-1], *decoder_channels[:-1]]
-        self.decoder_blocks = nn.ModuleList(UpBlock(i, s, o, norm, activation)
-                                            for i, s, o in zip(inputs, skip_channels, decoder_channels))
+        self.decoder_blocks = nn.ModuleList(UpBlock(i, s, o, norm, activation, scale=below // above, scse=scse)
+                                            for i, s, o, below, above in zip(inputs, skip_channels, decoder_channels, strides, strides[1:]))
         self.head = nn.Conv2d(decoder_channels[-1], n_classes, kernel_size=1)
         self.in_channels, self.n_classes = in_channels, n_classes
         self.size_multiple = self.encoder.size_multiple

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import ConvNormAct, ModelInfo, SaltModel, named_layer, register_model
+from .core import SCSE, ConvNormAct, ModelInfo, SaltModel, named_layer, register_model
 
 # %% ../../nbs/11_models.unet.ipynb #8cccf9c4
 class SpatialAttention(nn.Module):
@@ -38,23 +38,28 @@ class DoubleConv(nn.Sequential):
                          nn.Dropout2d(dropout) if dropout else nn.Identity())
 
 class UpBlock(nn.Module):
-    "Decoder step: 2x2 transposed conv up (x2), concatenate the attended skip, DoubleConv."
+    "Decoder step: 2x2 transposed conv up (x2; a 1x1 conv at scale 1), concatenate the attended skip, DoubleConv, optional scSE."
     def __init__(self, in_channels:int, # channels of the input from below
                  skip_channels:int, # channels of the skip; 0 for a step without skip
                  out_channels:int, # channels out (also of the upsampled input)
-                 norm:str|None=None, activation:str|None='relu', dropout:float=0., attention:str|None=None):
+                 norm:str|None=None, activation:str|None='relu', dropout:float=0., attention:str|None=None,
+                 scale:int=2, # 2: double the resolution; 1: keep it (the skip is at the input's resolution)
+                 scse:bool=False, # recalibrate the output with `SCSE`
+                ):
         super().__init__()
+        if scale not in (1, 2): raise ValueError(f"UpBlock's scale is 2 (double the resolution) or 1 (keep it), got {scale}")
         self.skip_channels = skip_channels
-        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2) if scale == 2 else nn.Conv2d(in_channels, out_channels, 1)
         self.attention = get_attention(attention) if skip_channels else nn.Identity()
         self.conv = DoubleConv(out_channels + skip_channels, out_channels, norm, activation, dropout)
+        self.scse = SCSE(out_channels) if scse else nn.Identity()
 
     def forward(self, x:Tensor, skip:Tensor|None=None) -> Tensor:
         if (skip is None) != (self.skip_channels == 0):
             raise ValueError(f"UpBlock built for {self.skip_channels} skip channels got {'no skip' if skip is None else 'a skip'}")
         x = self.up(x)
         if skip is not None: x = torch.cat([self.attention(skip), x], dim=1)
-        return self.conv(x)
+        return self.scse(self.conv(x))
 
 # %% ../../nbs/11_models.unet.ipynb #0d2be308
 class UNet(SaltModel):
