@@ -43,7 +43,7 @@ def bf16_cpu_available() -> bool:
 
 def _float_output(output):
     "`output` (tensor or SegOutput) in float32."
-    if isinstance(output, SegOutput): return SegOutput(output.main.float(), [a.float() for a in output.aux])
+    if isinstance(output, SegOutput): return output.apply(lambda t: t.float())
     return output.float()
 
 def _channels_last(x): return x.contiguous(memory_format=torch.channels_last) if getattr(x, 'ndim', 0) == 4 else x

@@ -53,7 +53,7 @@ def seg_learner(dls, # from `salt_dataloaders`
     if dtype == torch.float16: cbs.append(FastCUDA())
     elif dtype == torch.bfloat16: cbs.append(FastCPU())
     if fast: model.use_fast_path()  # DpSSeg: the same fusion, fewer operations
-    learn = Learner(dls, model, loss_func=DeepSupervision(LOSSES[recipe.loss](), recipe.aux_weight),
+    learn = Learner(dls, model, loss_func=DeepSupervision(LOSSES[recipe.loss](), recipe.aux_weight, recipe.empty_weight),
                     opt_func=partial(Adam, sqr_mom=0.999, eps=1e-8), lr=recipe.lr, wd=recipe.weight_decay,
                     metrics=seg_metrics(), splitter=splitter, cbs=cbs)
     config = {k: v for k, v in model.saltseg_config.items() if k != 'name'}
@@ -177,7 +177,7 @@ def fit_recipe(learn:Learner, # from `seg_learner`
     if checkpoint.get('state'): cbs.append(RestoreState(checkpoint['state'], start_epoch))
     if recipe.ema: cbs.append(WeightAverage(recipe.ema, checkpoint.get('average')))
     if recipe.final_loss:
-        cbs.append(SwitchLoss(learn.loss_func, DeepSupervision(LOSSES[recipe.final_loss](), recipe.aux_weight),
+        cbs.append(SwitchLoss(learn.loss_func, DeepSupervision(LOSSES[recipe.final_loss](), recipe.aux_weight, recipe.empty_weight),
                               at=round(recipe.switch_at * epochs)))
     if recipe.schedule == 'plateau':
         cbs.append(PlateauLR(monitor='valid_loss', factor=recipe.plateau_factor, patience=recipe.plateau_patience, start_epoch=start_epoch))

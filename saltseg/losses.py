@@ -10,6 +10,7 @@ __all__ = ['salt_logit', 'salt_probability', 'SaltLoss', 'CrossEntropy', 'BCE', 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
 
 from .dataloaders import IGNORE
 from .models.core import SegOutput, main_logits
@@ -115,16 +116,25 @@ class SymmetricLovaszHinge(LovaszHinge):
 
 # %% ../nbs/20_losses.ipynb #a173f727
 class DeepSupervision(SaltLoss):
-    "`loss(main) + aux_weight x mean of loss(aux)` for a `SegOutput`; `loss(output)` otherwise."
-    def __init__(self, loss:nn.Module, aux_weight:float=0.4):
+    "`loss(main) + aux_weight x mean of loss(aux)` for a `SegOutput` (with an empty head: on the images with salt, plus `empty_weight` x its BCE); `loss(output)` otherwise."
+    def __init__(self, loss:nn.Module, aux_weight:float=0.4,
+                 empty_weight:float=0.5, # weight of the empty head's BCE ("this image has salt"), for models with one
+                ):
         super().__init__()
-        self.loss, self.aux_weight = loss, aux_weight
+        self.loss, self.aux_weight, self.empty_weight = loss, aux_weight, empty_weight
+
+    def segmentation(self, main:Tensor, aux:list, target:Tensor) -> Tensor:
+        "`loss(main) + aux_weight x mean of loss(aux)`."
+        value = self.loss(main, target)
+        if aux and self.aux_weight: value = value + self.aux_weight * torch.stack([self.loss(a, target) for a in aux]).mean()
+        return value
 
     def forward(self, output, target):
         if not isinstance(output, SegOutput): return self.loss(output, target)
-        value = self.loss(output.main, target)
-        if output.aux and self.aux_weight:
-            value = value + self.aux_weight * torch.stack([self.loss(a, target) for a in output.aux]).mean()
-        return value
+        if not output.salt: return self.segmentation(output.main, output.aux, target)
+        has_salt = (target == 1).flatten(1).any(1)
+        head = self.empty_weight * F.binary_cross_entropy_with_logits(output.salt[0].float().view(-1), has_salt.float())
+        if not has_salt.any(): return head   # a batch of empty images trains the empty head only
+        return head + self.segmentation(output.main[has_salt], [a[has_salt] for a in output.aux], target[has_salt])
 
     def activation(self, output): return self.loss.activation(main_logits(output))

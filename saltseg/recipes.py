@@ -34,6 +34,7 @@ class TrainRecipe:
     plateau_patience: int = 10
     early_stop: int|None = None   # early-stopping patience on valid_loss, in epochs
     aux_weight: float = 0.4       # weight of the auxiliary (deep-supervision) losses
+    empty_weight: float = 0.5     # weight of the empty head's BCE, for models with one (`DeepSupervision`)
     final_loss: str|None = None   # switch to this loss...
     switch_at: float = 0.6        # ...after this fraction of the epochs
     encoder_lr: float|None = None # encoder learning rate when the encoder is pretrained

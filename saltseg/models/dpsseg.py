@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (SCSE, ConvNormAct, ModelInfo, ResNetEncoder, SaltModel, SegOutput, encoder_splitter, fold_for_inference, model_name,
+from .core import (SCSE, ConvNormAct, EmptyHead, ModelInfo, ResNetEncoder, SaltModel, SegOutput, encoder_splitter, fold_for_inference, model_name,
                                  register_model)
 
 # %% ../../nbs/13_models.dpsseg.ipynb #0a0a89c0
@@ -30,6 +30,7 @@ class DpSSeg(SaltModel):
                  fusion_channels:int=256, # channels of each stage's projection and of the fused features
                  f1_stride:int=4, # the encoder's layer1 stride: 4 (ResNet's stem), 2 (no max-pool), 1 (a stride-1 stem)
                  scse:bool=False, # scSE on the fused hypercolumns, before the main head
+                 empty_head:bool=False, # also predict whether the image has salt at all (`SegOutput.salt`), from f4
                 ):
         super().__init__()
         self.encoder = ResNetEncoder(encoder_name, in_channels, pretrained, f1_stride=f1_stride)
@@ -39,6 +40,7 @@ class DpSSeg(SaltModel):
         self.scse = SCSE(fusion_channels) if scse else nn.Identity()
         self.head = nn.Conv2d(fusion_channels, n_classes, kernel_size=1)
         self.aux_heads = nn.ModuleList(nn.Conv2d(c, n_classes, kernel_size=1) for c in stage_channels[1:])
+        self.empty_head = EmptyHead(stage_channels[-1]) if empty_head else None
         self.in_channels, self.n_classes = in_channels, n_classes
         self.size_multiple = self.encoder.size_multiple
         self.strides = self.encoder.strides[1:]  # of f1..f4: 4, 8, 16, 32
@@ -55,7 +57,8 @@ class DpSSeg(SaltModel):
     def heads(self, stages:list[Tensor], fused:Tensor) -> SegOutput:
         "The main logits from the `fused` hypercolumns, the auxiliary ones from f2, f3, f4; all at the input size."
         main = upsample(self.head(self.scse(fused)), self.strides[0])
-        return SegOutput(main, [upsample(head(f), stride) for head, f, stride in zip(self.aux_heads, stages[1:], self.strides[1:])])
+        return SegOutput(main, [upsample(head(f), stride) for head, f, stride in zip(self.aux_heads, stages[1:], self.strides[1:])],
+                         [self.empty_head(stages[-1])] if self.empty_head else [])
 
     def logits(self, x:Tensor) -> SegOutput:
         _stem, *stages = self.encoder(x)
@@ -118,7 +121,8 @@ class FoldedDpSSeg(SaltModel):
         conv, norm, self.act = model.fuse
         if conv.kernel_size != (3, 3) or conv.bias is not None or not isinstance(norm, nn.BatchNorm2d):
             raise ValueError(f"FoldedDpSSeg expects DpSSeg's fusion (3x3 conv without bias, BatchNorm), got {model.fuse}")
-        self.encoder, self.scse, self.head, self.aux_heads = (copy.deepcopy(m) for m in (model.encoder, model.scse, model.head, model.aux_heads))
+        self.encoder, self.scse, self.head, self.aux_heads, self.empty_head = (
+            copy.deepcopy(m) for m in (model.encoder, model.scse, model.head, model.aux_heads, model.empty_head))
         self.in_channels, self.n_classes, self.size_multiple, self.strides = model.in_channels, model.n_classes, model.size_multiple, model.strides
         with torch.no_grad():
             scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)

@@ -9,7 +9,7 @@ __all__ = ['ResNetUNet', 'resnet_unet_splitter']
 import torch.nn as nn
 from torch import Tensor
 
-from .core import ModelInfo, ResNetEncoder, SaltModel, encoder_splitter, register_model
+from .core import EmptyHead, ModelInfo, ResNetEncoder, SaltModel, SegOutput, encoder_splitter, register_model
 from .unet import UpBlock
 
 # %% ../../nbs/12_models.resnet_unet.ipynb #314eb58c
@@ -24,6 +24,7 @@ class ResNetUNet(SaltModel):
                  activation:str='relu', # decoder activation
                  f1_stride:int=4, # the encoder's layer1 stride: 4 (ResNet's stem), 2 (no max-pool), 1 (a stride-1 stem)
                  scse:bool=False, # scSE at the end of every decoder step
+                 empty_head:bool=False, # also predict whether the image has salt at all (`SegOutput.salt`), from f4
                 ):
         super().__init__()
         self.encoder = ResNetEncoder(encoder_name, in_channels, pretrained, f1_stride=f1_stride)
@@ -35,13 +36,15 @@ class ResNetUNet(SaltModel):
         self.decoder_blocks = nn.ModuleList(UpBlock(i, s, o, norm, activation, scale=below // above, scse=scse)
                                             for i, s, o, below, above in zip(inputs, skip_channels, decoder_channels, strides, strides[1:]))
         self.head = nn.Conv2d(decoder_channels[-1], n_classes, kernel_size=1)
+        self.empty_head = EmptyHead(self.encoder.out_channels[-1]) if empty_head else None
         self.in_channels, self.n_classes = in_channels, n_classes
         self.size_multiple = self.encoder.size_multiple
 
-    def logits(self, x:Tensor) -> Tensor:
-        *skips, x = self.encoder(x)
+    def logits(self, x:Tensor) -> Tensor|SegOutput:
+        *skips, deepest = self.encoder(x)
+        x = deepest
         for block, skip in zip(self.decoder_blocks, [*reversed(skips), None]): x = block(x, skip)
-        return self.head(x)
+        return SegOutput(self.head(x), [], [self.empty_head(deepest)]) if self.empty_head else self.head(x)
 
 for _study, _encoder in [(5, 'resnet18'), (6, 'resnet34')]:
     register_model(f'{_encoder}_unet', ResNetUNet, ModelInfo(study=_study), encoder_name=_encoder)
