@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['LAYOUTS', 'DataError', 'rle_encode', 'rle_decode', 'read_image', 'read_mask', 'detect_layout', 'mask_layout',
            'png_files', 'read_rle_csv', 'coverage_class', 'load_items', 'write_pair', 'data_path_from_env',
-           'assign_folds', 'split_items', 'check_rle_csv']
+           'assign_folds', 'split_items', 'holdout_indices', 'check_rle_csv']
 
 # %% ../nbs/00_data.ipynb #63b58da2
 import os
@@ -326,11 +326,18 @@ def split_items(items:pd.DataFrame, # from `load_items`
                 fold:int=0, # the validation fold
                 k:int=5, # number of folds (k=5 keeps 20% for validation)
                 seed:int=0, # shuffling seed
+                holdout:bool=False, # first set aside one part in k+1 (`holdout_indices`), in neither set
                ) -> tuple: # (train indices, validation indices) into `items`
-    "Train and validation row indices: fold `fold` of a coverage-stratified `k`-fold split."
+    "Train and validation row indices: fold `fold` of a coverage-stratified `k`-fold split (of what the holdout leaves)."
     if not 0 <= fold < k: raise ValueError(f"fold must be in 0..{k - 1}, got {fold}")
-    folds = assign_folds(items['coverage_class'].values, k, seed)
-    return np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    folds = assign_folds(items['coverage_class'].values, k + int(holdout), seed)
+    return np.flatnonzero((folds != fold) & (folds < k)), np.flatnonzero(folds == fold)
+
+def holdout_indices(items:pd.DataFrame, # from `load_items`
+                    k:int=5, seed:int=0, # as given to `split_items`
+                   ) -> np.ndarray: # row indices into `items`
+    "The rows `split_items(..., holdout=True)` sets aside: the last of k+1 coverage-stratified parts, trained and validated on by no fold."
+    return np.flatnonzero(assign_folds(items['coverage_class'].values, k + 1, seed) == k)
 
 # %% ../nbs/00_data.ipynb #923e2b80
 def check_rle_csv(path, # data folder in the challenge layout, with train.csv

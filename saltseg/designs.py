@@ -33,9 +33,12 @@ class Entry:
     model: str                 # a registry name
     config: tuple = ()         # `create_model` options as (name, value) pairs
     lighter: str = ''          # what is lighter than the model's own configuration, and why
+    recipe: str|None = None    # a training recipe of its own (a technique that is a recipe); None: the design's
 
     @property
     def options(self) -> dict: return dict(self.config)
+
+    def train_recipe(self, design:'Design') -> str: return self.recipe or design.recipe
 
 @dataclass(frozen=True)
 class Design:
@@ -49,6 +52,7 @@ class Design:
     fold: int = 0
     folds: int = 5
     limit: int|None = None         # a coverage-stratified subset of about this many patches (tests)
+    holdout: bool = False          # set aside one part in folds+1 first, trained and validated on by no run (`holdout_indices`)
     bs: int|None = None            # None: the recipe's
 
     def runs(self) -> list:
@@ -82,14 +86,15 @@ def run_folder(runs, entry:Entry, seed:int) -> Path:
 def expected_settings(design:Design, entry:Entry, seed:int) -> dict:
     "What a run of `entry` with `seed` must have been trained with to belong to `design`."
     config = {k: v for k, v in (model_config(entry.model) | entry.options).items() if k != 'name'}
-    return dict(model=entry.model, model_config=json.loads(json.dumps(config)), train_recipe=design.recipe, epochs=design.epochs,
-                seed=seed, split_seed=design.split_seed, fold=design.fold, folds=design.folds, limit=design.limit)
+    return dict(model=entry.model, model_config=json.loads(json.dumps(config)), train_recipe=entry.train_recipe(design), epochs=design.epochs,
+                seed=seed, split_seed=design.split_seed, fold=design.fold, folds=design.folds, limit=design.limit, holdout=design.holdout)
 
 def recorded_settings(scores:RunScores) -> dict:
     "The settings a finished run recorded, in the form of `expected_settings`."
     split = scores.split
     return dict(model=scores.model, model_config=scores.model_config, train_recipe=scores.train_recipe, epochs=scores.epochs,
-                seed=scores.seed, split_seed=split['seed'], fold=split['fold'], folds=split['folds'], limit=split['limit'])
+                seed=scores.seed, split_seed=split['seed'], fold=split['fold'], folds=split['folds'], limit=split['limit'],
+                holdout=split.get('holdout', False))
 
 def check_run(folder, design:Design, entry:Entry, seed:int) -> RunScores:
     "The scores of the finished run in `folder`, refused if it was trained with other settings than `design` gives it."
@@ -142,8 +147,9 @@ def run_design(design:Design,
                 raise FileExistsError(f"{folder}: not empty and not a run of design {design.name!r} to resume; move it or use another --runs folder")
             if verbose: print(f"{folder.name}: {'resuming' if resume else 'training'} ({design.epochs} epochs)...", flush=True)
             started = time.perf_counter()
-            scores = train(entry.model, data, design.recipe, design.epochs, out=folder, bs=design.bs, seed=seed, split_seed=design.split_seed,
-                           fold=design.fold, folds=design.folds, limit=design.limit, resume=resume, model_config=entry.options, quiet=True)
+            scores = train(entry.model, data, entry.train_recipe(design), design.epochs, out=folder, bs=design.bs, seed=seed,
+                           split_seed=design.split_seed, fold=design.fold, folds=design.folds, limit=design.limit, holdout=design.holdout,
+                           resume=resume, model_config=entry.options, quiet=True)
             write_samples(folder, data)
             if verbose: print(f"{folder.name}: kaggle {scores.kaggle:.4f}, salt Dice {scores.scores['salt_dice']:.4f} "
                               f"({(time.perf_counter() - started) / 60:.1f} min)", flush=True)

@@ -21,18 +21,15 @@ import torch.nn as nn
 from fastcore.script import call_parse
 
 from .bench import PROTOCOLS, runner
-from .run import read_run_record
-from .data import read_image
-from .dataloaders import DataRecipe, get_recipe, recipe_inputs, salt_dataloaders
+from .run import provenance, read_run_record, split_dataloaders
+from .data import load_items, read_image
+from .dataloaders import DataRecipe, get_recipe, recipe_inputs
 from .checkpoints import CheckpointError, load_model
 from .recipes import default_recipe, get_train_recipe
-from .inference import predict_probability
-from .run import provenance
-from .models.core import create_model, model_name
-from .models.core import fold_for_inference
+from .models.core import create_model, fold_for_inference, model_name
 from .synthetic import SHAPE
 from .tables import markdown_table
-from .inference import OnnxModel, export_onnx
+from .inference import OnnxModel, export_onnx, predict_probability
 
 # %% ../nbs/41_export.ipynb #a99a0019
 def onnx_agreement(model:nn.Module, # the PyTorch model (folded or not, as exported)
@@ -64,9 +61,7 @@ def run_agreement(runs, # run folders written by `saltseg_train` (run.json and t
     with tempfile.TemporaryDirectory() as folder:
         for run in map(Path, runs):
             settings = read_run_record(run)['settings']
-            split = settings['split']
-            dls = salt_dataloaders(data or settings['data'], DataRecipe(**settings['data_recipe']), fold=split['fold'], k=split['folds'],
-                                   seed=split['seed'], limit=split['limit'])
+            dls = split_dataloaders(load_items(data or settings['data']), settings['split'], DataRecipe(**settings['data_recipe']), bs=64)
             patches = [read_image(p) for p in dls.valid_items.image[:limit]]
             model = load_model(run/checkpoint)
             for fold in (False, True) if model.has_inference_form else (False,):

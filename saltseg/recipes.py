@@ -6,7 +6,7 @@
 __all__ = ['LOSSES', 'SCHEDULES', 'TRAIN_RECIPES', 'TrainRecipe', 'get_train_recipe', 'default_recipe']
 
 # %% ../nbs/22_recipes.ipynb #e0b9cc75
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .losses import BCE, CrossEntropy, LovaszHinge, SoftDice, SymmetricLovaszHinge, bce_dice_loss, unet_study_loss
 from .models.core import model_info
@@ -15,7 +15,7 @@ from .models.core import model_info
 LOSSES = {'ce': CrossEntropy, 'bce': BCE, 'dice': SoftDice, 'unet_study': unet_study_loss,
           'bce_dice': bce_dice_loss, 'lovasz': LovaszHinge, 'lovasz_symmetric': SymmetricLovaszHinge}
 
-SCHEDULES = ('constant', 'one_cycle', 'plateau')
+SCHEDULES = ('constant', 'one_cycle', 'plateau', 'cosine_cycles')
 
 @dataclass(frozen=True)
 class TrainRecipe:
@@ -28,7 +28,8 @@ class TrainRecipe:
     batch_size: int = 16
     epochs: int = 30              # default training length
     weight_decay: float = 0.0     # decoupled (AdamW-style) weight decay
-    schedule: str = 'constant'    # 'constant', 'one_cycle' or 'plateau'
+    schedule: str = 'constant'    # 'constant', 'one_cycle', 'plateau' or 'cosine_cycles'
+    cycles: int = 1               # 'cosine_cycles': cosine cycles from lr down to 0, a snapshot at the end of each, averaged at evaluation
     grad_clip: float|None = None  # maximum gradient norm
     plateau_factor: float = 0.7   # ReduceLROnPlateau on valid_loss (schedule 'plateau')
     plateau_patience: int = 10
@@ -41,6 +42,7 @@ class TrainRecipe:
     tta: bool = False             # horizontal-flip test-time augmentation at evaluation
     ema: float = 0.0              # decay of an exponential moving average of the weights, validated and kept (0: none)
     monitor: str|None = 'kaggle'  # the metric that picks the best checkpoint (higher is better); None: the final weights, no selection
+    border_truth: bool = False    # train on the padding too, the mask mirrored as the image is; False: the loss sees the patch's own pixels
 
     def __post_init__(self):
         "Refuse a recipe that cannot train, naming the setting: `replace(recipe, lr=...)` checks its changes the same way."
@@ -51,6 +53,15 @@ class TrainRecipe:
         if not 0 <= self.ema < 1: raise ValueError(f"ema is the weight average's decay per step (0 to below 1), got {self.ema}")
         if self.schedule not in SCHEDULES: raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.batch_size < 1 or self.epochs < 1: raise ValueError(f"batch_size and epochs must be at least 1, got {self.batch_size} and {self.epochs}")
+        if self.cycles < 1: raise ValueError(f"cycles must be at least 1, got {self.cycles}")
+        if self.cycles > 1 and self.schedule != 'cosine_cycles': raise ValueError(f"cycles={self.cycles} needs schedule 'cosine_cycles', not {self.schedule!r}")
+        if self.cycles > 1 and self.monitor is not None:
+            raise ValueError("snapshots are taken at the cycles' ends, not picked by a metric: use monitor=None with cycles")
+
+_strong = TrainRecipe('strong', "TGS winners' approach, as tuned in the training journal: 101->128 reflect pad, flips, one-cycle "
+            "at 1e-3, BCE+Dice then symmetric Lovasz from 37.5% of the epochs, weight average (EMA 0.998), flip TTA, 25 epochs, "
+            "final weights kept", data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz_symmetric', switch_at=0.375, lr=1e-3,
+            weight_decay=1e-4, schedule='one_cycle', tta=True, ema=0.998, epochs=25, monitor=None)
 
 TRAIN_RECIPES = {r.name: r for r in [
     TrainRecipe('dpsseg', "DpSSeg: Adam 1e-4, batch 16, 2-class CE + 0.4 x auxiliary CE, 256 resize",
@@ -59,15 +70,17 @@ TRAIN_RECIPES = {r.name: r for r in [
                 "ReduceLROnPlateau(0.7, 10), early stopping, best model kept",
                 data_recipe='unet_study', loss='unet_study', lr=5e-4, weight_decay=1e-4, schedule='plateau',
                 grad_clip=1.0, early_stop=20, encoder_lr=1e-5, epochs=100),
-    TrainRecipe('strong', "TGS winners: 101->128 reflect pad, flips, one-cycle, BCE+Dice then Lovasz, flip TTA",
-                data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz', lr=1e-3, weight_decay=1e-4,
-                schedule='one_cycle', tta=True, epochs=40),
+    _strong,
+    replace(_strong, name='strong_mirrored', description="`strong`, but the loss also sees the 128x128 padding, the mask mirrored "
+            "as the image is (as many TGS kernels trained)", border_truth=True),
+    replace(_strong, name='strong_snapshots', description="`strong`, but 5 cosine cycles of 5 epochs instead of one cycle, "
+            "the 5 snapshots averaged at evaluation and prediction", schedule='cosine_cycles', cycles=5),
     TrainRecipe('unet_ladder', "U-Net ablation: the U-Net study's loss, optimiser and inputs (0.3 CE + 2.0 Dice, AdamW 5e-4, "
                 "wd 1e-4, clip 1.0, 128 reflect pad) on a fixed one-cycle schedule; the final weights are scored",
                 data_recipe='unet_study', loss='unet_study', lr=5e-4, weight_decay=1e-4, schedule='one_cycle',
                 grad_clip=1.0, epochs=30, monitor=None),
-    TrainRecipe('compare', "Model comparison: `strong` on a fixed 25-epoch one-cycle schedule; the final weights are scored "
-                "(no epoch picked on the validation split)", data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz', lr=1e-3,
+    TrainRecipe('compare', "Model comparison: 101->128 reflect pad, flips, one-cycle at 1e-3, BCE+Dice then Lovasz for the last 40%, "
+                "flip TTA, a fixed 25 epochs; the final weights are scored (no epoch picked on the validation split)", data_recipe='kaggle128', loss='bce_dice', final_loss='lovasz', lr=1e-3,
                 weight_decay=1e-4, schedule='one_cycle', tta=True, epochs=25, monitor=None),
 ]}
 
