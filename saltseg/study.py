@@ -54,8 +54,9 @@ class Budget:
 BUDGETS = {b.name: b for b in [
     Budget('smoke', "tests: about 40 patches, 1 epoch, 64x64 resize", data_recipe='dpsseg', size=64,
            epochs=1, limit=40, batch_size=8),
-    Budget('quick', "a first look in about 5 minutes on 2 CPU cores: three fast models, 600 patches at 64x64, 75 training seconds each",
-           data_recipe='dpsseg', size=64, minutes=1.25, limit=600, models=('resnet18_unet', 'pspnet', 'dpsseg')),
+    Budget('quick', "a first look in about 5 minutes on 2 CPU cores: three fast models, 600 patches at 64x64, 75 training seconds each, "
+           "the comparison's recipe", recipe='compare', data_recipe='dpsseg', size=64, minutes=1.25, limit=600,
+           models=('resnet18_unet', 'pspnet', 'dpsseg')),
     Budget('cpu', "a 2-core CPU: real data, 101->128 reflect pad, fast path, 5 training minutes per model", minutes=5),
     Budget('full', "a GPU: each model's own recipe and settings (DpSSeg: 256 resize; U-Net ladder: U-Net study; rest: strong)",
            recipe=None),
@@ -101,7 +102,7 @@ def study_model(name:str, # registry name
     record = dict(model=name, **result.scores, parameters=count_parameters(model), gflops=round(count_flops(model, size) / 1e9, 3),
                   input_size=size, epochs=result.epochs_run, best_epoch=result.best_epoch,
                   train_minutes=round(result.seconds / 60, 2), train_images_per_s=round(speed, 1) if speed else None,
-                  fps=inference['fps'], latency_ms=inference['latency_ms'], recipe=recipe.name, data_recipe=data_recipe.name,
+                  fps=inference['fps'], latency_ms=inference['latency_ms'], recipe=recipe.name, monitor=recipe.monitor, data_recipe=data_recipe.name,
                   tta=result.tta, n_train=result.n_train, n_valid=result.n_valid, split_hash=result.split['hash'],
                   commit=result.commit, date=result.date, history=history.to_dict('records'))
     if samples:
@@ -215,10 +216,11 @@ def headline_markdown(budget:str='cpu', results='results') -> str:
              f"{row.gflops:.1f}", row.epochs, f"{row.train_minutes:.1f}", f"{row.fps:.1f}"] for row in table.itertuples()]
     info, first = content['provenance'], next(iter(content['models'].values()))
     hardware, versions = info['hardware'], info['versions']
-    caption = (f"*Budget `{budget}`: {content['budget']['description']}. Recipe `{first['recipe']}`, input "
+    scored = 'best epoch' if first.get('monitor', 'kaggle') else 'final weights'   # records before `monitor` was kept: best epoch
+    caption = (f"*Budget `{budget}`: {content['budget']['description']}. Recipe `{first['recipe']}` as defined at the commit below, input "
                f"{first['input_size']}x{first['input_size']}, scores at the patches' own size on {first['n_valid']} validation "
                f"patches ({first['n_train']} trained on; data `{Path(info['data']).name}`, split {info['split_hash']}, seed {info['seed']}), "
-               f"best epoch{', flip TTA' if first['tta'] else ''}; FPS at batch 1 on the fast path. Run from commit "
+               f"{scored}{', flip TTA' if first['tta'] else ''}; FPS at batch 1 on the fast path. Run from commit "
                f"{info['commit'][:12]}, {info['date'][:10]}, on {hardware['cpu']} ({hardware['cores']} cores"
                f"{', GPU ' + hardware['gpu'] if hardware['gpu'] else ''}), torch {versions['torch']}, fastai {versions['fastai']}; "
                f"{table.train_minutes.sum():.0f} training minutes for the {len(table)} models.*")
