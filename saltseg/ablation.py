@@ -146,9 +146,7 @@ def saltseg_ladder(ladder:str='cpu', # the design: cpu (a 2-core CPU, base width
                    summary:bool=True, # write RUNS/summary.json (means, differences and the seed study's claims) at the end
                   ):
     "Train every run of the U-Net ablation ladder not finished yet (an interrupted one resumes), then summarise it with intervals."
-    try: design = get_ladder(ladder)
-    except ValueError as e: raise SystemExit(f"saltseg_ladder: error: {e}")
-    design_command('saltseg_ladder', design, data, Path(runs or f'runs/ladder-{ladder}'), summary)
+    design_command('saltseg_ladder', ladder, LADDERS, data, Path(runs or f'runs/ladder-{ladder}'), summary)
 
 # %% ../nbs/32_ablation.ipynb #e767c0d7
 def longer_training(short_runs, long_runs, # folders of the run folders of the two designs

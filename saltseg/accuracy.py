@@ -145,9 +145,7 @@ def saltseg_techniques(design:str='cpu', # cpu (ResNet34-UNet, 25 epochs, a 2-co
                        summary:bool=True, # write RUNS/summary.json and print the table at the end
                       ):
     "Train the baseline and every technique of the accuracy study not finished yet (an interrupted run resumes), then compare them."
-    try: chosen = get_techniques(design)
-    except ValueError as e: raise SystemExit(f"saltseg_techniques: error: {e}")
-    design_command('saltseg_techniques', chosen, data, Path(runs or f'runs/techniques-{design}'), summary)
+    design_command('saltseg_techniques', design, TECHNIQUE_DESIGNS, data, Path(runs or f'runs/techniques-{design}'), summary)
 
 # %% ../nbs/34_accuracy.ipynb #e202ab53
 def run_models(folder) -> list:

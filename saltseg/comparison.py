@@ -176,6 +176,4 @@ def saltseg_compare(comparison:str='cpu', # the design: cpu (12 models, 25 epoch
                     summary:bool=True, # write RUNS/summary.json and print the tables at the end
                    ):
     "Train every run of the model comparison not finished yet (an interrupted one resumes), then summarise it with intervals."
-    try: design = get_comparison(comparison)
-    except ValueError as e: raise SystemExit(f"saltseg_compare: error: {e}")
-    design_command('saltseg_compare', design, data, Path(runs or f'runs/compare-{comparison}'), summary)
+    design_command('saltseg_compare', comparison, COMPARISONS, data, Path(runs or f'runs/compare-{comparison}'), summary)

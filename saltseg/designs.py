@@ -281,9 +281,11 @@ def write_summary(runs, design:Design, path=None) -> Path:
     return path
 
 def design_command(command:str, # the console script's name, for its messages
-                   design:Design, data, runs, summary:bool=True):
+                   design:str|Design, designs:dict, # the design, or its name among `designs`
+                   data, runs, summary:bool=True):
     "The body of a design's console script: train what is not finished, then write and print the summary; errors as one line."
     try:
+        design = get_design(design, designs)
         run_design(design, data, runs)
         if summary: print(f"summary: {write_summary(runs, design)}\n\n{design.markdown(design.summarise(runs))}")
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e: raise SystemExit(f"{command}: error: {e}")
