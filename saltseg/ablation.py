@@ -158,6 +158,7 @@ def longer_training(short_runs, long_runs, # folders of the run folders of the t
     if same: raise ValueError(f"ladders {short.name!r} and {long.name!r} differ in more than their epochs: {', '.join(same)}")
     a, b = finished_runs(short_runs, short, required=True), finished_runs(long_runs, long, required=True)
     if a.split.iloc[0] != b.split.iloc[0]: raise ValueError(f"{short_runs} and {long_runs} were scored on different validation splits")
+    a = a[[pair in set(zip(b.step, b.seed)) for pair in zip(a.step, a.seed)]]   # the runs of both: a longer ladder still running has fewer
     table = pd.concat([a.assign(label=a.step + f"@{short.epochs}"), b.assign(label=b.step + f"@{long.epochs}")])
     steps = [s for s in long.steps if s in set(a.step) & set(b.step)]
     pairs = [(f"{s}@{long.epochs}", f"{s}@{short.epochs}") for s in steps]

@@ -229,7 +229,7 @@ def score_items(models:list, # models trained on `recipe`'s inputs; their salt p
     for start in range(0, len(items), bs):
         rows = items.iloc[start:start + bs]
         x = recipe_inputs([read_image(path) for path in rows.image], recipe)
-        probability = sum(predict_probability(m, x, tta=tta, fast=fast).cpu() for m in models) / len(models)
+        probability = sum(predict_probability(m, x.to(next(m.parameters()).device), tta=tta, fast=fast).cpu() for m in models) / len(models)
         for p, (_, row) in zip(probability, rows.iterrows()):
             pred = recipe.restore(p, (int(row.height), int(row.width))) > 0.5
             pairs.append((pred[None], torch.from_numpy(read_mask(row['mask'], row.get('layout')).astype(np.int64))[None]))

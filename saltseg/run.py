@@ -370,7 +370,8 @@ def _train_run(settings:dict, out:Path, resume:bool, origin:dict, started:float,
     with context, quiet_context[0], quiet_context[1]:
         fit_recipe(learn, settings['epochs'], out=out, resume=out/'last.pth' if resume else None, cbs=cbs)
     snapshots = sorted(out.glob(SNAPSHOT_FILES)) if train_recipe.cycles > 1 else []
-    evaluation = evaluate(learn, models=[load_model(p) for p in snapshots] or None)   # a run with cycles: its snapshots, averaged
+    device = next(learn.model.parameters()).device
+    evaluation = evaluate(learn, models=[load_model(p).to(device) for p in snapshots] or None)   # a run with cycles: its snapshots, averaged
     write_valid_scores(out, learn.dls.valid_items, evaluation['image_scores'], evaluation['image_counts'])
     best = read_checkpoint(out/'best.pth')
     history = pd.read_csv(out/'history.csv')
