@@ -39,11 +39,12 @@ def _interrupted(command:str, out:Path, resume_command:str):
     raise SystemExit(f"{command}: interrupted after {done} epochs; continue with: {resume_command}")
 
 @call_parse
-@delegates(train, but=['model', 'fast', 'pretrained', 'model_config', 'quiet', 'cbs'])
+@delegates(train, but=['model', 'fast', 'pretrained', 'holdout', 'model_config', 'quiet', 'cbs'])
 def saltseg_train(model:str=None, # model name, required (see the list below)
                   config:str=None, # model options as JSON, e.g. '{"base_width": 32}'
                   fp32:bool=False, # train in float32, computed the plain way (switch the fast path off)
                   pretrained:bool=False, # ImageNet encoder weights (must be in torch's cache when offline)
+                  holdout:bool=False, # set aside one part in folds+1 first, which no fold trains or validates on (for cross-validation)
                   **kwargs, # `train`'s other arguments, as flags
                  ):
     "Train a salt segmentation model; writes run.json, history.csv, best.pth, last.pth, scores.json and valid_scores.csv into --out."
@@ -55,7 +56,7 @@ def saltseg_train(model:str=None, # model name, required (see the list below)
     try:
         model_config = json.loads(config) if config else None
         if not model: model = read_run_record(prepare_run_folder(out, resume=True))['settings']['model']  # --resume alone
-        result = train(model, out=out, fast=False if fp32 else None, pretrained=pretrained or None, model_config=model_config,
+        result = train(model, out=out, fast=False if fp32 else None, pretrained=pretrained or None, holdout=holdout or None, model_config=model_config,
                        cbs=[stop], **kwargs)
     except json.JSONDecodeError as e: _fail('saltseg_train', f"--config is not valid JSON ({e})")
     except _INPUT_ERRORS as e: _fail('saltseg_train', e)
