@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LADDERS', 'SEED_CLAIMS', 'SEED_PLAIN_DICE', 'Ladder', 'get_ladder', 'run_ladder', 'verdict', 'summarise_ladder',
-           'ladder_markdown', 'saltseg_ladder', 'longer_training']
+           'plateau_text', 'ladder_markdown', 'saltseg_ladder', 'longer_training', 'longer_markdown']
 
 # %% ../nbs/32_ablation.ipynb #2c7b60cc
 from dataclasses import asdict, dataclass
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
 
-from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
+from .designs import (BOOTSTRAP, Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
                              patch_counts, run_design, summary_record)
 from .models.core import create_model
 from .models.unet import UNET_LADDER
@@ -100,6 +100,15 @@ def summarise_ladder(runs, # folder of the ladder's run folders
                 steps=stats['steps'], differences=stats['differences'], claims=claims, **summary_record(ladder, table, n_boot))
 
 # %% ../nbs/32_ablation.ipynb #fe6b9427
+def plateau_text(summary:dict) -> str:
+    "The plateau test of a ladder's summary in one sentence ('' before any step has one)."
+    tested = [p for p in summary.get('plateau', []) if p.get('plateau') is not None]
+    if not tested: return ''
+    rising, top = [p['step'] for p in tested if not p['plateau']], max(tested, key=lambda p: p['rise'])
+    return (f"Plateau test (`tail_rise`: one line through the last {top['tail_epochs']} epochs of every seed's validation Kaggle "
+            f"metric, 95% interval of the rise along it): " + (f"still rising measurably: {', '.join(rising)}" if rising else
+            "no step still rises measurably") + f"; the largest rise is {top['rise']:+.4f} [{top['low']:+.4f}, {top['high']:+.4f}] ({top['step']}).")
+
 def ladder_markdown(summary:dict) -> str:
     "The ladder table and the seed study's claims table, as Markdown with a provenance caption, from `summarise_ladder`."
     design, steps = summary['ladder'], list(summary['steps'])
@@ -117,12 +126,7 @@ def ladder_markdown(summary:dict) -> str:
     plain = summary['steps'].get('unet_plain')
     if plain: claims.append(f"\nThe seed study's plain U-Net: Dice {SEED_PLAIN_DICE:.2f}; ours (base width {design['base_width']}): "
                             f"{interval_text(plain['salt_dice'])}.")
-    tested_plateau = [p for p in summary.get('plateau', []) if p.get('plateau') is not None]
-    if tested_plateau:
-        rising, top = [p['step'] for p in tested_plateau if not p['plateau']], max(tested_plateau, key=lambda p: p['rise'])
-        claims.append(f"\nPlateau test (`tail_rise`: one line through the last {top['tail_epochs']} epochs of every seed's validation Kaggle "
-                      f"metric, 95% interval of the rise along it): " + (f"still rising measurably: {', '.join(rising)}" if rising else
-                      "no step still rises measurably") + f"; the largest rise is {top['rise']:+.4f} [{top['low']:+.4f}, {top['high']:+.4f}] ({top['step']}).")
+    if plateau := plateau_text(summary): claims.append('\n' + plateau)
     p = summary['provenance']
     done = len(summary['runs'])
     caption = (f"*U-Net ladder `{design['name']}`: base width {design['base_width']}, {design['epochs']} epochs of `{design['recipe']}` "
@@ -171,4 +175,26 @@ def longer_training(short_runs, long_runs, # folders of the run folders of the t
                          kaggle_change=d['kaggle']['mean'], kaggle_low=d['kaggle']['low'], kaggle_high=d['kaggle']['high'],
                          dice_points=100 * d['salt_dice']['mean'], dice_low=100 * d['salt_dice']['low'], dice_high=100 * d['salt_dice']['high'],
                          effect=effect(d['kaggle'])))
-    return pd.DataFrame(rows)
+    result = pd.DataFrame(rows)
+    result.attrs['interval'] = BOOTSTRAP.format(n=n_boot)   # how the intervals were drawn, for `longer_markdown`
+    return result
+
+# %% ../nbs/32_ablation.ipynb #2e2d7567
+def longer_markdown(longer:pd.DataFrame, # from `longer_training`
+                    summary:dict) -> str: # `summarise_ladder` of the longer ladder
+    "The longer-training table as Markdown: each step's change with its interval, the longer ladder's plateau test, and a caption saying how far it has got."
+    short, long = sorted(int(c.split('@')[1]) for c in longer.columns if c.startswith('kaggle@'))
+    rows = [[r['step'], r['seeds'], f"{r[f'kaggle@{short}']:.4f}", f"{r[f'kaggle@{long}']:.4f}",
+             interval_text(dict(mean=r['kaggle_change'], low=r['kaggle_low'], high=r['kaggle_high']), 1, 4, True),
+             interval_text(dict(mean=r['dice_points'], low=r['dice_low'], high=r['dice_high']), 1, 2, True), r['effect']]
+            for r in longer.to_dict('records')]
+    design, done = summary['ladder'], len(summary['runs'])
+    caption = (f"*Each step's final score after {long} epochs (ladder `{design['name']}`) minus after {short}, paired by seed and validation patch "
+               f"over the seeds both have finished; intervals: {longer.attrs['interval']}. {done} of {summary['planned']} runs of the "
+               f"{long}-epoch ladder finished" + ('' if summary['complete'] else ' (not complete yet: a verdict waits for every seed)')
+               + f", {summary['median_compute_hours']:.1f} hours at each run's median epoch time, commits "
+               f"{', '.join(c[:12] for c in summary['commits'])}.*")
+    header = ['step', 'seeds', f'Kaggle @{short}', f'Kaggle @{long}', 'Kaggle change', 'Dice change (points)', 'effect']
+    table = markdown_table(header, rows, 'lrrrlll') if rows else f"No step has finished a seed at {long} epochs yet."
+    plateau = plateau_text(summary)
+    return table + '\n\n' + (f"At {long} epochs: {plateau[0].lower()}{plateau[1:]}\n\n" if plateau else '') + caption

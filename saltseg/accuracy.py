@@ -20,7 +20,7 @@ from .checkpoints import load_model
 from .data import load_items
 from .dataloaders import DataRecipe, get_recipe
 from .designs import (Design, Entry, bootstrap_steps, design_command, finished_runs, get_design, interval_text,
-                             patch_counts, run_design, summary_record)
+                             median_epoch_seconds, patch_counts, run_design, summary_record)
 from .learner import score_items
 from .models.core import create_model
 from .models.zoo import count_flops, count_parameters
@@ -105,7 +105,7 @@ def summarise_techniques(runs, # folder of the design's run folders
         entry, run = entries.get(label, entries['baseline']), table[table.step == label].iloc[0]
         model, d = create_model(entry.model, **entry.options), stats['differences'].get(f"{label} - baseline")
         rows[label] = dict(model=entry.model, config=entry.options, recipe=entry.train_recipe(design), parameters=count_parameters(model),
-                           gflops=round(count_flops(model, size) / 1e9, 2), train_minutes=round(float(run.minutes), 1),
+                           gflops=round(count_flops(model, size) / 1e9, 2), train_minutes=round(median_epoch_seconds(run.folder) / 60, 1),
                            verdict=('the seed spread' if label.startswith('baseline, seed') else technique_verdict(d['kaggle'], spread)) if d else 'baseline')
     return dict(design=asdict(design), input_size=size, techniques=rows, scores=stats['steps'], differences=stats['differences'],
                 seed_spread=spread, **summary_record(design, table, n_boot))
@@ -125,7 +125,8 @@ def techniques_markdown(summary:dict) -> str:
                f"(fold {p['split']['fold']} of the split {p['split']['hash']} with its holdout set aside; {p['n_train']} trained on), "
                f"every run seed {design['seeds'][0]} unless named. Differences paired by patch; intervals: {summary['interval']}. "
                f"Seed spread (Kaggle): {spread}. {len(summary['runs'])} of {summary['planned']} runs"
-               f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['compute_hours']:.1f} hours of training, "
+               f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['median_compute_hours']:.1f} hours of training at each run's median epoch time "
+               f"({summary['compute_hours']:.1f} as recorded, pauses included; train min likewise), "
                f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
                f"commits {', '.join(c[:12] for c in summary['commits'])}.*")
     header = ['run', 'recipe', 'Kaggle metric', 'vs baseline', 'Dice vs baseline (points)', 'verdict', 'params (M)', 'GFLOPs', 'train min']
@@ -227,6 +228,7 @@ def summarise_cv(runs, # the folder `cross_validate` trained into
                              ensemble_dice=ensemble['salt_dice'], member_bands=_band_means(holdout.coverage, member_mean),
                              ensemble_bands=_band_means(holdout.coverage, ens)),
                 interval=f"95% percentile bootstrap over patches, {n_boot:,} draws; the gain paired by patch",
+                fold_minutes=[round(median_epoch_seconds(f) / 60, 1) for f in done],   # each fold alone: pauses and a shared CPU left out
                 compute_hours=round(sum(s.seconds for s in scores) / 3600, 2), commits=sorted({s.commit for s in scores}),
                 provenance=dict(data=first.data, split=first.split, hardware=first.hardware, versions=first.versions,
                                 first_date=min(s.date for s in scores), last_date=max(s.date for s in scores)))
@@ -252,7 +254,9 @@ def cv_markdown(summary:dict) -> str:
     caption = (f"*Cross-validation of {summary['model']} ({summary['recipe']}, {summary['epochs']} epochs, seed {summary['seed']}): "
                f"{summary['folds_done']} of {summary['folds']} folds{'' if summary['complete'] else ' (not complete yet)'} of split seed "
                f"{p['split']['seed']} with one part in {summary['folds'] + 1} held out; folds' own scores {folds}. "
-               f"Intervals: {summary['interval']}. {summary['compute_hours']:.1f} hours of training, {p['first_date'][:10]} to "
+               f"Intervals: {summary['interval']}. Training minutes per fold at its median epoch time: "
+               f"{', '.join(f'{m:.0f}' for m in summary['fold_minutes'])} ({summary['compute_hours']:.1f} hours as recorded, pauses included), "
+               f"{p['first_date'][:10]} to "
                f"{p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), commits "
                f"{', '.join(c[:12] for c in summary['commits'])}.*")
     return first + '\n\nBy the salt coverage of the truth (patches in each band):\n\n' + by_band + '\n\n' + by_band_h + '\n\n' + caption

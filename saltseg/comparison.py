@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from .bench import benchmark
 from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
-                             patch_counts, run_design, summary_record)
+                             median_epoch_seconds, patch_counts, run_design, summary_record)
 from .run import coverage_breakdown
 from .dataloaders import get_recipe
 from .recipes import get_train_recipe
@@ -107,7 +107,7 @@ def summarise_comparison(runs, # folder of the comparison's run folders
         entry, group = entries[label], table[table.step == label]
         model, first = create_model(entry.model, **entry.options), Path(group.folder.iloc[0])
         inference = json.loads((first/'inference.json').read_text()) if (first/'inference.json').exists() else {}
-        minutes = float(group.minutes.mean())
+        minutes = sum(map(median_epoch_seconds, group.folder)) / 60 / len(group)   # alone: pauses and a shared CPU left out
         models[label] = dict(model=entry.model, config=entry.options, lighter=entry.lighter, seeds=len(group),
                              salt_iou=float(group.salt_iou.mean()), miou=float(group.miou.mean()),
                              parameters=count_parameters(model), gflops=round(count_flops(model, size) / 1e9, 3),
@@ -140,9 +140,10 @@ def comparison_markdown(summary:dict) -> str:
                f"{summary['input_size']}, final weights scored at 101x101 on {p['n_valid']} validation patches of `{Path(p['data']).name}` "
                f"(split {p['split']['hash']}; {p['n_train']} trained on). Intervals: {summary['interval']}. "
                + (f"Lighter than their own configuration: {'; '.join(lighter)}. " if lighter else '')
-               + f"img/s: training images per second over whole epochs (validation included); FPS: the fast path, first seed's model. "
+               + f"train min and img/s: at each run's median epoch time (validation included); FPS: the fast path, first seed's model. "
                f"{len(summary['runs'])} of {summary['planned']} runs"
-               f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['compute_hours']:.1f} hours of training, "
+               f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['median_compute_hours']:.1f} hours of training at each run's median epoch time "
+               f"({summary['compute_hours']:.1f} as recorded, pauses included), "
                f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
                f"commits {', '.join(c[:12] for c in summary['commits'])}.*")
     return (markdown_table(header, rows, 'lrllrlrrrrrrr') + '\n\nChallenge score by the salt coverage of the truth (patches in each band):\n\n'

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['BOOTSTRAP', 'Entry', 'Design', 'get_design', 'run_folder', 'expected_settings', 'recorded_settings', 'check_run',
            'sample_patches', 'write_samples', 'run_design', 'finished_runs', 'patch_counts', 'bootstrap_steps',
-           'interval_text', 'effect', 'tail_rise', 'plateau_check', 'summary_record', 'write_summary', 'design_command']
+           'interval_text', 'effect', 'tail_rise', 'plateau_check', 'median_epoch_seconds', 'summary_record',
+           'write_summary', 'design_command']
 
 # %% ../nbs/29_designs.ipynb #325c2aa7
 import json
@@ -257,7 +258,7 @@ def plateau_check(runs:pd.DataFrame, # from `finished_runs`
                                                                           for f in group.folder], tail)
                          for step, group in runs.groupby('step', sort=False)])
 
-def _median_epoch_seconds(folder) -> float:
+def median_epoch_seconds(folder) -> float:
     "A run's training time at its median epoch time: what it costs alone, without the time it shared the CPU or was paused."
     seconds = pd.read_csv(Path(folder)/'history.csv').seconds
     return float(seconds.median() * len(seconds))
@@ -269,7 +270,7 @@ def summary_record(design:Design, table:pd.DataFrame, # the design and its `fini
     return dict(runs=[{k: v for k, v in r.items() if k != 'folder'} | dict(run=Path(r['folder']).name) for r in table.to_dict('records')],
                 planned=len(design.runs()), complete=len(table) == len(design.runs()), interval=BOOTSTRAP.format(n=n_boot),
                 plateau=plateau_check(table).to_dict('records'), compute_hours=round(table.minutes.sum() / 60, 2),
-                median_compute_hours=round(sum(_median_epoch_seconds(f) for f in table.folder) / 3600, 2),
+                median_compute_hours=round(sum(median_epoch_seconds(f) for f in table.folder) / 3600, 2),
                 commits=sorted(table.commit.unique()),
                 provenance=dict(data=first.data, split=first.split, n_valid=first.n_valid, n_train=first.n_train,
                                 hardware=first.hardware, versions=first.versions, first_date=min(table.date), last_date=max(table.date)))
