@@ -22,6 +22,7 @@ from .checkpoints import CheckpointError
 from .recipes import LOSSES, TRAIN_RECIPES
 from .callbacks import StopOnSignal
 from .inference import load_tile_model
+from .metrics import salt_masks
 from .models.core import list_models
 from .run import at_least, check_fits, default_run_folder, prepare_run_folder, read_run_record, train
 
@@ -95,6 +96,7 @@ def predict_folder(models, # a checkpoint (`best.pth`, `last.pth`) or an ONNX fi
                    tta:bool=False, # horizontal-flip test-time augmentation
                    submission:str|Path|None=None, # also write a challenge submission CSV here
                    threshold:float=0.5, # salt probability above which a pixel is salt
+                   min_area:int=0, # a mask with fewer salt pixels is emptied (choose it out of fold: `summarise_cv`)
                    bs:int=32, # patches per batch
                    fast:bool=True, # the fast path where the hardware has one
                    fold:bool=True, # predict with the model's folded form where it has one (DpSSeg: the same function, fewer operations)
@@ -104,6 +106,7 @@ def predict_folder(models, # a checkpoint (`best.pth`, `last.pth`) or an ONNX fi
     "Predict salt masks for every PNG in `images` with one model or the average of several, as PNGs in `out` (and optionally a submission CSV); nothing is written if any patch fails."
     at_least('bs', bs, 1)
     if not 0 < threshold < 1: raise ValueError(f"--threshold is a salt probability between 0 and 1 (exclusive), got {threshold}")
+    at_least('min_area', min_area, 0)
     files = png_files(Path(images))
     check_outputs(out, submission, list(files), overwrite)
     models = [load_tile_model(m, tta=tta, fast=fast, fold=fold)  # PyTorch for a checkpoint, ONNX Runtime for an ONNX file
@@ -120,7 +123,7 @@ def predict_folder(models, # a checkpoint (`best.pth`, `last.pth`) or an ONNX fi
     for shape, batch in progress_bar(batches, leave=False) if progress else batches:
         tiles = np.stack([patches[n] for n in batch])
         probability = sum(model(tiles) for model in models) / len(models)   # each prepared by its recipe, back at the patches' size
-        masks.update({name: (p > threshold).numpy().astype(np.uint8) for name, p in zip(batch, probability)})
+        masks.update({name: m.numpy().astype(np.uint8) for name, m in zip(batch, salt_masks(probability, threshold, min_area))})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in files: Image.fromarray(masks[name] * 255).save(out/f'{name}.png')

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['seg_learner', 'training_state', 'RestoreState', 'SaltCheckpoint', 'snapshot_name', 'resume_from', 'learning_rate',
-           'PlateauLR', 'EarlyStop', 'fit_cosine_cycles', 'fit_recipe', 'score_items', 'evaluate', 'training_speed',
-           'batch_losses', 'wandb_callback']
+           'PlateauLR', 'EarlyStop', 'fit_cosine_cycles', 'fit_recipe', 'item_probabilities', 'item_masks',
+           'score_predictions', 'score_items', 'evaluate', 'training_speed', 'batch_losses', 'wandb_callback']
 
 # %% ../nbs/26_learner.ipynb #5f0b3d14
 import os
@@ -33,7 +33,7 @@ from .data import read_image, read_mask
 from .dataloaders import IGNORE, DataRecipe, get_recipe, recipe_inputs
 from .inference import fast_dtype, predict_probability
 from .losses import DeepSupervision
-from .metrics import kaggle_image_scores, score_masks, seg_metrics
+from .metrics import kaggle_image_scores, salt_masks, score_masks, seg_metrics
 from .models.core import create_model, encoder_splitter
 from .recipes import LOSSES, TrainRecipe, default_recipe, get_train_recipe
 
@@ -220,23 +220,37 @@ def _salt_counts(pred, truth) -> dict:
     keep, salt = truth != IGNORE, truth == 1
     return dict(tp=int((pred & salt).sum()), fp=int((pred & ~salt & keep).sum()), fn=int((~pred & salt).sum()))
 
-def score_items(models:list, # models trained on `recipe`'s inputs; their salt probabilities are averaged
-                items:pd.DataFrame, # items to score (from `load_items`), all of one size
-                recipe:DataRecipe, tta:bool=False, fast:bool=True, bs:int=32,
-               ) -> dict:
-    "Metrics of the average prediction of `models` on `items` at the patches' own size, and each image's challenge score and salt pixel counts."
-    pairs = []
+def item_probabilities(models:list, # models trained on `recipe`'s inputs; their salt probabilities are averaged
+                       items:pd.DataFrame, # items to predict (from `load_items`), all of one size
+                       recipe:DataRecipe, tta:bool=False, fast:bool=True, bs:int=32,
+                      ) -> torch.Tensor: # N x H x W, at the patches' own size
+    "The average salt probability of `models` on every item, brought back to the patch's own size by the recipe."
+    probabilities = []
     for start in range(0, len(items), bs):
         rows = items.iloc[start:start + bs]
         x = recipe_inputs([read_image(path) for path in rows.image], recipe)
         probability = sum(predict_probability(m, x.to(next(m.parameters()).device), tta=tta, fast=fast).cpu() for m in models) / len(models)
-        for p, (_, row) in zip(probability, rows.iterrows()):
-            pred = recipe.restore(p, (int(row.height), int(row.width))) > 0.5
-            pairs.append((pred[None], torch.from_numpy(read_mask(row['mask'], row.get('layout')).astype(np.int64))[None]))
-    scores = score_masks(pairs)
-    scores['image_scores'] = torch.cat([kaggle_image_scores(p, t) for p, t in pairs]).tolist()
-    scores['image_counts'] = [_salt_counts(p, t) for p, t in pairs]
-    return dict(scores, n=len(items), tta=tta)
+        probabilities += [recipe.restore(p, (int(row.height), int(row.width))) for p, row in zip(probability, rows.itertuples())]
+    return torch.stack(probabilities)
+
+def item_masks(items:pd.DataFrame) -> torch.Tensor: # N x H x W, 0/1 (255 where ignored)
+    "The true masks of `items`, all of one size."
+    return torch.from_numpy(np.stack([read_mask(row['mask'], row.get('layout')) for _, row in items.iterrows()]))
+
+def score_predictions(pred:torch.Tensor, truth:torch.Tensor, # bool and 0/1/255, N x H x W
+                     ) -> dict:
+    "The metrics of `seg_metrics`, and each image's challenge score and salt pixel counts."
+    return dict(score_masks([(pred, truth)]), image_scores=kaggle_image_scores(pred, truth).tolist(),
+                image_counts=[_salt_counts(p, t) for p, t in zip(pred, truth)])
+
+def score_items(models:list, # models trained on `recipe`'s inputs; their salt probabilities are averaged
+                items:pd.DataFrame, # items to score (from `load_items`), all of one size
+                recipe:DataRecipe, tta:bool=False, fast:bool=True, bs:int=32,
+                threshold:float=0.5, min_area:int=0, # how probabilities become masks (`salt_masks`)
+               ) -> dict:
+    "Metrics of the average prediction of `models` on `items` at the patches' own size, and each image's challenge score and salt pixel counts."
+    probability = item_probabilities(models, items, recipe, tta, fast, bs)
+    return dict(score_predictions(salt_masks(probability, threshold, min_area), item_masks(items)), n=len(items), tta=tta)
 
 def evaluate(learn:Learner, # from `seg_learner`, with its DataLoaders
              tta:bool|None=None, # None: the training recipe's choice
