@@ -280,7 +280,7 @@ def cv_markdown(summary:dict) -> str:
     by_band_h = markdown_table(['holdout', *hb], [['fold model (mean)', *(f"{h['member_bands'][b]:.3f}" for b in hb)],
                                                  ['ensemble', *(f"{h['ensemble_bands'][b]:.3f}" for b in hb)]], 'l' + 'r' * len(hb))
     p = summary['provenance']
-    caption = (f"*Cross-validation of {summary['model']} ({summary['recipe']}, {summary['epochs']} epochs, seed {summary['seed']}): "
+    caption = (f"*Cross-validation of {summary['model']} ({summary['recipe']}, {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, seed {summary['seed']}): "
                f"{summary['folds_done']} of {summary['folds']} folds{'' if summary['complete'] else ' (not complete yet)'} of split seed "
                f"{p['split']['seed']} with one part in {summary['folds'] + 1} held out; folds' own scores {folds}. "
                f"Post-processing: the threshold ({', '.join(map(str, pp['grid']['thresholds']))}) and minimum salt area in pixels "
