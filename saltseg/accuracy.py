@@ -220,7 +220,8 @@ def summarise_cv(runs, # the folder `cross_validate` trained into
     for f, s in zip(done[1:], scores[1:]):
         wrong = [k for k in same if getattr(s, k) != getattr(first, k)] + [k for k in ('seed', 'folds', 'limit') if s.split[k] != first.split[k]]
         if wrong: raise ValueError(f"{f}: trained with other settings than {done[0].name} ({', '.join(wrong)})")
-    oof = pd.concat([pd.read_csv(f/'valid_scores.csv') for f in done], ignore_index=True)
+    valid_scores = [pd.read_csv(f/'valid_scores.csv', dtype={'id': str}) for f in done]   # each fold's own scoring of its validation patches
+    oof = pd.concat(valid_scores, ignore_index=True)
     tp, fp, fn = (oof[k].sum() for k in ('tp', 'fp', 'fn'))
     items = load_items(data or first.data)
     holdout = holdout_items(items, first.split)
@@ -234,7 +235,7 @@ def summarise_cv(runs, # the folder `cross_validate` trained into
     ens = np.asarray(ensemble['image_scores'])
     # post-processing chosen out of fold (each fold's models on the patches it validated on), its effect measured on the holdout
     by_id = items.set_index('id')
-    valid = [by_id.loc[pd.read_csv(f/'valid_scores.csv', dtype={'id': str}).id].reset_index() for f in done]
+    valid = [by_id.loc[v.id].reset_index() for v in valid_scores]
     grid = choose_postprocessing(torch.cat([item_probabilities(m, v, recipe, tta=first.tta) for m, v in zip(members, valid)]),
                                  torch.cat([item_masks(v) for v in valid]))
     best = grid.iloc[0]
