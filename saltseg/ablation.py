@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LADDERS', 'SEED_CLAIMS', 'SEED_PLAIN_DICE', 'Ladder', 'get_ladder', 'run_ladder', 'verdict', 'summarise_ladder',
-           'plateau_text', 'ladder_markdown', 'saltseg_ladder', 'longer_training', 'longer_markdown']
+           'plateau_text', 'ladder_markdown', 'saltseg_ladder', 'longer_training', 'longer_markdown', 'verdict_changes']
 
 # %% ../nbs/32_ablation.ipynb #2c7b60cc
 from dataclasses import asdict, dataclass
@@ -182,7 +182,7 @@ def longer_training(short_runs, long_runs, # folders of the run folders of the t
 # %% ../nbs/32_ablation.ipynb #2e2d7567
 def longer_markdown(longer:pd.DataFrame, # from `longer_training`
                     summary:dict) -> str: # `summarise_ladder` of the longer ladder
-    "The longer-training table as Markdown: each step's change with its interval, the longer ladder's plateau test, and a caption saying how far it has got."
+    "The longer-training table as Markdown: each step's change with its interval, and a caption saying how far the longer ladder has got."
     short, long = sorted(int(c.split('@')[1]) for c in longer.columns if c.startswith('kaggle@'))
     rows = [[r['step'], r['seeds'], f"{r[f'kaggle@{short}']:.4f}", f"{r[f'kaggle@{long}']:.4f}",
              interval_text(dict(mean=r['kaggle_change'], low=r['kaggle_low'], high=r['kaggle_high']), 1, 4, True),
@@ -196,5 +196,15 @@ def longer_markdown(longer:pd.DataFrame, # from `longer_training`
                f"{', '.join(c[:12] for c in summary['commits'])}.*")
     header = ['step', 'seeds', f'Kaggle @{short}', f'Kaggle @{long}', 'Kaggle change', 'Dice change (points)', 'effect']
     table = markdown_table(header, rows, 'lrrrlll') if rows else f"No step has finished a seed at {long} epochs yet."
-    plateau = plateau_text(summary)
-    return table + '\n\n' + (f"At {long} epochs: {plateau[0].lower()}{plateau[1:]}\n\n" if plateau else '') + caption
+    return table + '\n\n' + caption
+
+# %% ../nbs/32_ablation.ipynb #5c6f5857
+def verdict_changes(short:dict, long:dict) -> str: # `summarise_ladder` of the same ladder at fewer and at more epochs
+    "One sentence: for which of the seed study's claims the two ladders reach the same verdict, and for which not."
+    a, b = ({c['change']: c['verdict'] for c in s['claims']} for s in (short, long))
+    n, m = short['ladder']['epochs'], long['ladder']['epochs']
+    same = [f"{k} ({v})" for k, v in b.items() if a.get(k) == v]
+    other = [f"{k} ({n} epochs: {a[k]}; {m} epochs: {v})" for k, v in b.items() if k in a and a[k] != v]
+    if not same and not other: return f"No claim is tested by both the {n}- and the {m}-epoch ladder yet."
+    text = f"The {n}- and the {m}-epoch ladder reach the same verdict for " + (', '.join(same) if same else 'no claim')
+    return text + ('; a different one for ' + ', '.join(other) if other else '') + '.'
