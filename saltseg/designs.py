@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['BOOTSTRAP', 'Entry', 'Design', 'get_design', 'run_folder', 'expected_settings', 'recorded_settings', 'check_run',
-           'sample_patches', 'write_samples', 'run_design', 'finished_runs', 'patch_counts', 'bootstrap_steps',
-           'interval_text', 'effect', 'tail_rise', 'plateau_check', 'median_epoch_seconds', 'summary_record',
-           'write_summary', 'design_command']
+           'sample_patches', 'write_samples', 'aborted_start', 'run_design', 'finished_runs', 'patch_counts',
+           'bootstrap_steps', 'interval_text', 'effect', 'tail_rise', 'plateau_check', 'median_epoch_seconds',
+           'summary_record', 'write_summary', 'design_command']
 
 # %% ../nbs/29_designs.ipynb #325c2aa7
 import json
@@ -129,6 +129,14 @@ def write_samples(folder, # a finished run folder, with best.pth and valid_score
     pd.DataFrame(dict(id=ids, coverage=valid.set_index('id').coverage.loc[ids].values, rle_mask=[rle_encode(m) for m in masks])).to_csv(path, index=False)
     return path
 
+def aborted_start(folder, design:Design, entry:Entry, seed:int) -> bool:
+    "Whether `folder` holds only the record of this run, started and stopped before its first epoch ended: nothing to resume, nothing lost by starting again."
+    folder = Path(folder)
+    if not folder.is_dir() or sorted(p.name for p in folder.iterdir()) != ['run.json']: return False
+    record = json.loads((folder/'run.json').read_text())
+    settings = record.get('settings', {})
+    return record.get('status') in ('running', 'failed') and (settings.get('model'), settings.get('seed'), settings.get('epochs')) == (entry.model, seed, design.epochs)
+
 def run_design(design:Design,
                data=None, # data folder; None: `SALTSEG_DATA` or the default data
                runs='runs/design', # folder for the run folders, one per entry and seed
@@ -143,14 +151,14 @@ def run_design(design:Design,
             scores = check_run(folder, design, entry, seed)
             if verbose: print(f"{folder.name}: finished, skipped")
         else:
-            resume = (folder/'last.pth').exists()
-            if not resume and folder.exists() and any(folder.iterdir()):
+            resume, restart = (folder/'last.pth').exists(), aborted_start(folder, design, entry, seed)
+            if not resume and not restart and folder.exists() and any(folder.iterdir()):
                 raise FileExistsError(f"{folder}: not empty and not a run of design {design.name!r} to resume; move it or use another --runs folder")
-            if verbose: print(f"{folder.name}: {'resuming' if resume else 'training'} ({design.epochs} epochs)...", flush=True)
+            if verbose: print(f"{folder.name}: {'resuming' if resume else 'restarting (stopped before its first epoch)' if restart else 'training'} ({design.epochs} epochs)...", flush=True)
             started = time.perf_counter()
             scores = train(entry.model, data, entry.train_recipe(design), design.epochs, out=folder, bs=design.bs, seed=seed,
                            split_seed=design.split_seed, fold=design.fold, folds=design.folds, limit=design.limit, holdout=design.holdout,
-                           resume=resume, model_config=entry.options, quiet=True)
+                           resume=resume, overwrite=restart, model_config=entry.options, quiet=True)
             write_samples(folder, data)
             if verbose: print(f"{folder.name}: kaggle {scores.kaggle:.4f}, salt Dice {scores.scores['salt_dice']:.4f} "
                               f"({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
