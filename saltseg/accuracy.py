@@ -27,7 +27,7 @@ from .metrics import kaggle_image_scores, salt_masks
 from .models.core import create_model
 from .models.zoo import count_flops, count_parameters
 from .recipes import get_train_recipe
-from .run import SNAPSHOT_FILES, coverage_bands, holdout_items, read_scores, resumed_settings, train
+from .run import SNAPSHOT_FILES, coverage_bands, holdout_items, read_scores, resumed_settings, train, unstarted_run
 from .tables import markdown_table
 
 # %% ../nbs/34_accuracy.ipynb #c7ec287a
@@ -179,8 +179,10 @@ def cross_validate(model:str, # a registry name
             resumed_settings(out, **settings, fold=fold)   # a finished fold with other settings is an error naming the setting
             if verbose: print(f"{out.name}: finished, skipped")
             continue
-        if verbose: print(f"{out.name}: {'resuming' if (out/'last.pth').exists() else 'training'}...", flush=True)
-        scores = train(**settings, fold=fold, out=out, resume=(out/'last.pth').exists(), quiet=True)
+        resume = (out/'last.pth').exists()
+        restart = (s := unstarted_run(out)) is not None and (s['model'], s['seed'], s['split']['fold']) == (model, seed, fold)   # stopped in its first epoch
+        if verbose: print(f"{out.name}: {'resuming' if resume else 'restarting (stopped before its first epoch)' if restart else 'training'}...", flush=True)
+        scores = train(**settings, fold=fold, out=out, resume=resume, overwrite=restart, quiet=True)
         if verbose: print(f"{out.name}: kaggle {scores.kaggle:.4f} ({scores.seconds / 60:.1f} min)", flush=True)
     return folders
 

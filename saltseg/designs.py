@@ -24,7 +24,7 @@ from .dataloaders import DataRecipe, recipe_inputs
 from .checkpoints import load_model
 from .inference import predict_probability
 from .models.core import model_config
-from .run import RunScores, read_scores, train
+from .run import RunScores, read_scores, train, unstarted_run
 
 # %% ../nbs/29_designs.ipynb #5e469e58
 @dataclass(frozen=True)
@@ -131,11 +131,8 @@ def write_samples(folder, # a finished run folder, with best.pth and valid_score
 
 def aborted_start(folder, design:Design, entry:Entry, seed:int) -> bool:
     "Whether `folder` holds only the record of this run, started and stopped before its first epoch ended: nothing to resume, nothing lost by starting again."
-    folder = Path(folder)
-    if not folder.is_dir() or sorted(p.name for p in folder.iterdir()) != ['run.json']: return False
-    record = json.loads((folder/'run.json').read_text())
-    settings = record.get('settings', {})
-    return record.get('status') in ('running', 'failed') and (settings.get('model'), settings.get('seed'), settings.get('epochs')) == (entry.model, seed, design.epochs)
+    settings = unstarted_run(folder) or {}
+    return (settings.get('model'), settings.get('seed'), settings.get('epochs')) == (entry.model, seed, design.epochs)
 
 def run_design(design:Design,
                data=None, # data folder; None: `SALTSEG_DATA` or the default data

@@ -6,9 +6,9 @@
 __all__ = ['SCORE_NAMES', 'RUN_FORMAT', 'RUN_FILES', 'SNAPSHOT_FILES', 'SCORES_FORMAT', 'COVERAGE_BANDS', 'provenance',
            'split_hash', 'is_run_file', 'write_valid_scores', 'RunScores', 'read_scores', 'write_scores',
            'default_run_folder', 'prepare_run_folder', 'at_least', 'run_settings', 'read_run_record',
-           'resumed_settings', 'write_run_record', 'check_fits', 'train', 'split_dataloaders', 'holdout_items',
-           'training_runs_markdown', 'rescore_run', 'coverage_bands', 'coverage_breakdown', 'runs_by_split',
-           'coverage_markdown']
+           'resumed_settings', 'write_run_record', 'unstarted_run', 'check_fits', 'train', 'split_dataloaders',
+           'holdout_items', 'training_runs_markdown', 'rescore_run', 'coverage_bands', 'coverage_breakdown',
+           'runs_by_split', 'coverage_markdown']
 
 # %% ../nbs/27_run.ipynb #cd38e1e5
 import platform
@@ -252,6 +252,13 @@ def write_run_record(out, settings:dict, status:str, message:str='') -> Path:
     temporary.write_text(json.dumps(dict(format=RUN_FORMAT, status=status, message=message, settings=settings), indent=1))
     os.replace(temporary, path)
     return path
+
+def unstarted_run(out) -> dict|None:
+    "The settings recorded in `out` when it holds only the record of a run stopped before its first epoch ended (nothing to resume, nothing lost by starting again); else None."
+    out = Path(out)
+    if not out.is_dir() or sorted(p.name for p in out.iterdir()) != ['run.json']: return None
+    record = read_run_record(out)
+    return record['settings'] if record['status'] in ('running', 'interrupted', 'failed') else None
 
 # %% ../nbs/27_run.ipynb #11ab91f6
 def check_fits(items:pd.DataFrame, # with image, height and width columns (from `load_items`)
