@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LADDERS', 'SEED_CLAIMS', 'SEED_PLAIN_DICE', 'Ladder', 'get_ladder', 'run_ladder', 'verdict', 'summarise_ladder',
-           'plateau_text', 'ladder_markdown', 'saltseg_ladder', 'longer_training', 'longer_markdown', 'verdict_changes']
+           'ladder_markdown', 'saltseg_ladder', 'longer_training', 'longer_markdown', 'verdict_changes']
 
 # %% ../nbs/32_ablation.ipynb #2c7b60cc
 from dataclasses import asdict, dataclass
@@ -14,7 +14,7 @@ import pandas as pd
 from fastcore.script import call_parse
 
 from .designs import (BOOTSTRAP, Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
-                             patch_counts, run_design, summary_record)
+                             patch_counts, plateau_text, run_design, summary_record)
 from .models.core import create_model
 from .models.unet import UNET_LADDER
 from .models.zoo import count_parameters
@@ -100,15 +100,6 @@ def summarise_ladder(runs, # folder of the ladder's run folders
                 steps=stats['steps'], differences=stats['differences'], claims=claims, **summary_record(ladder, table, n_boot))
 
 # %% ../nbs/32_ablation.ipynb #fe6b9427
-def plateau_text(summary:dict) -> str:
-    "The plateau test of a ladder's summary in one sentence ('' before any step has one)."
-    tested = [p for p in summary.get('plateau', []) if p.get('plateau') is not None]
-    if not tested: return ''
-    rising, top = [p['step'] for p in tested if not p['plateau']], max(tested, key=lambda p: p['rise'])
-    return (f"Plateau test (`tail_rise`: one line through the last {top['tail_epochs']} epochs of every seed's validation Kaggle "
-            f"metric, 95% interval of the rise along it): " + (f"still rising measurably: {', '.join(rising)}" if rising else
-            "no step still rises measurably") + f"; the largest rise is {top['rise']:+.4f} [{top['low']:+.4f}, {top['high']:+.4f}] ({top['step']}).")
-
 def ladder_markdown(summary:dict) -> str:
     "The ladder table and the seed study's claims table, as Markdown with a provenance caption, from `summarise_ladder`."
     design, steps = summary['ladder'], list(summary['steps'])
@@ -148,9 +139,10 @@ def saltseg_ladder(ladder:str='cpu', # the design: cpu (a 2-core CPU, base width
                    data:str=None, # data folder; default: $SALTSEG_DATA or the default data
                    runs:str=None, # folder for the run folders; default: runs/ladder-<ladder>
                    summary:bool=True, # write RUNS/summary.json (means, differences and the seed study's claims) at the end
+                   only:str=None, # comma-separated entry labels to train now, the others later; default: every entry
                   ):
     "Train every run of the U-Net ablation ladder not finished yet (an interrupted one resumes), then summarise it with intervals."
-    design_command('saltseg_ladder', ladder, LADDERS, data, Path(runs or f'runs/ladder-{ladder}'), summary)
+    design_command('saltseg_ladder', ladder, LADDERS, data, Path(runs or f'runs/ladder-{ladder}'), summary, only)
 
 # %% ../nbs/32_ablation.ipynb #e767c0d7
 def longer_training(short_runs, long_runs, # folders of the run folders of the two designs

@@ -146,9 +146,10 @@ def saltseg_techniques(design:str='cpu', # cpu (ResNet34-UNet, 25 epochs, a 2-co
                        data:str=None, # data folder; default: $SALTSEG_DATA or the default data
                        runs:str=None, # folder for the run folders; default: runs/techniques-<design>
                        summary:bool=True, # write RUNS/summary.json and print the table at the end
+                       only:str=None, # comma-separated entry labels to train now, the others later; default: every entry
                       ):
     "Train the baseline and every technique of the accuracy study not finished yet (an interrupted run resumes), then compare them."
-    design_command('saltseg_techniques', design, TECHNIQUE_DESIGNS, data, Path(runs or f'runs/techniques-{design}'), summary)
+    design_command('saltseg_techniques', design, TECHNIQUE_DESIGNS, data, Path(runs or f'runs/techniques-{design}'), summary, only)
 
 # %% ../nbs/34_accuracy.ipynb #e202ab53
 def run_models(folder) -> list:

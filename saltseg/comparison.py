@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COMPARISONS', 'Comparison', 'get_comparison', 'measure_inference', 'run_comparison', 'summarise_comparison',
-           'comparison_markdown', 'pareto_front', 'comparison_figure', 'saltseg_compare']
+           'speed_and_score', 'comparison_markdown', 'pareto_front', 'comparison_figure', 'saltseg_compare']
 
 # %% ../nbs/33_comparison.ipynb #51990259
 import json
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from .bench import benchmark
 from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
-                             median_epoch_seconds, patch_counts, run_design, summary_record)
+                             median_epoch_seconds, patch_counts, plateau_text, run_design, summary_record)
 from .run import coverage_breakdown
 from .dataloaders import get_recipe
 from .recipes import get_train_recipe
@@ -57,14 +57,14 @@ class Comparison(Design):
     def markdown(self, summary:dict) -> str: return comparison_markdown(summary)
 
 COMPARISONS = {c.name: c for c in [
-    Comparison('cpu', "a 2-core CPU: every model at 101->128 with `compare` (25 one-cycle epochs, final weights), seed 0; "
-               "ResNet34-UNet and DpSSeg also seed 1",
+    Comparison('cpu', "a 2-core CPU: every model the earlier projects name, at 101->128 with `compare` (25 one-cycle epochs, final "
+               "weights), seed 0; ResNet34-UNet and DpSSeg also seed 1",
                entries=(Entry('resnet34_unet', 'resnet34_unet'), Entry('dpsseg', 'dpsseg'), Entry('resnet18_unet', 'resnet18_unet'),
                         Entry('linknet', 'linknet'), Entry('pspnet', 'pspnet'), Entry('hrnet_w18_small', 'hrnet_w18_small'),
-                        Entry('hrnet_w18', 'hrnet_w18'), Entry('deeplabv3plus', 'deeplabv3plus'), Entry('deeplabv3 (OS16)', 'deeplabv3', (('output_stride', 16),), 'output stride 16 instead of 8'),
+                        Entry('hrnet_w18', 'hrnet_w18'), Entry('deeplabv3plus', 'deeplabv3plus'),
                         Entry('fcn (OS16)', 'fcn', (('output_stride', 16),), 'output stride 16 instead of 8'),
                         Entry('segnet (width 32)', 'segnet', (('base_width', 32),), 'half the channels of the paper (a quarter of its 20 GFLOPs at 128)'),
-                        Entry('unet_attention (width 32)', 'unet_attention', (('base_width', 32),), 'half the U-Net study\'s width'))),
+                        Entry('unet_attention (width 16)', 'unet_attention', (('base_width', 16),), "a quarter of the U-Net study's width, as in the ladder"))),
     Comparison('smoke', "tests: three small models, one epoch, 24 patches", epochs=1, recipe='compare', limit=24, bs=8,
                entries=(Entry('resnet18_unet', 'resnet18_unet'), Entry('unet_bn (width 4)', 'unet_bn', (('base_width', 4),)),
                         Entry('pspnet', 'pspnet'))),
@@ -118,6 +118,10 @@ def summarise_comparison(runs, # folder of the comparison's run folders
                 differences=stats['differences'], **summary_record(comparison, table, n_boot))
 
 # %% ../nbs/33_comparison.ipynb #4758cd83
+def speed_and_score(summary:dict) -> dict:
+    "{model: (inference FPS at batch 32, mean Kaggle metric)} for the models of a comparison summary whose speed was measured."
+    return {label: (m['fps_b32'], summary['scores'][label]['kaggle']['mean']) for label, m in summary['models'].items() if 'fps_b32' in m}
+
 def comparison_markdown(summary:dict) -> str:
     "The comparison table and its table by salt coverage, as Markdown with a provenance caption, from `summarise_comparison`."
     design, reference = summary['comparison'], summary['comparison']['entries'][0]['label']
@@ -145,8 +149,11 @@ def comparison_markdown(summary:dict) -> str:
                f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['median_compute_hours']:.1f} hours of training at each run's median epoch time "
                f"({summary['compute_hours']:.1f} as recorded, pauses included), "
                f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
-               f"commits {', '.join(c[:12] for c in summary['commits'])}.*")
-    return (markdown_table(header, rows, 'lrllrlrrrrrrr') + '\n\nChallenge score by the salt coverage of the truth (patches in each band):\n\n'
+               f"commits {', '.join(c[:12] for c in summary['commits'])}. {plateau_text(summary, 'model')}*")
+    points = speed_and_score(summary)
+    front = (f"\n\nPareto front of Kaggle metric against inference FPS at batch 32 (no other model both faster and better), fastest first: "
+             f"{', '.join(pareto_front(points))}." if points else '')
+    return (markdown_table(header, rows, 'lrllrlrrrrrrr') + front + '\n\nChallenge score by the salt coverage of the truth (patches in each band):\n\n'
             + by_band + '\n\n' + caption)
 
 def pareto_front(points:dict) -> list:
@@ -156,7 +163,7 @@ def pareto_front(points:dict) -> list:
 
 def comparison_figure(summary:dict) -> Figure:
     "Kaggle metric (95% interval) against inference FPS at batch 32, with the Pareto front."
-    points = {label: (m['fps_b32'], summary['scores'][label]['kaggle']['mean']) for label, m in summary['models'].items() if 'fps_b32' in m}
+    points = speed_and_score(summary)
     fig = Figure(figsize=(6, 3.6), dpi=80)
     ax = fig.subplots()
     for label, (x, y) in points.items():
@@ -171,10 +178,11 @@ def comparison_figure(summary:dict) -> Figure:
 
 # %% ../nbs/33_comparison.ipynb #b204e393
 @call_parse
-def saltseg_compare(comparison:str='cpu', # the design: cpu (12 models, 25 epochs each, a 2-core CPU) or smoke
+def saltseg_compare(comparison:str='cpu', # the design: cpu (11 models, 25 epochs each, a 2-core CPU) or smoke
                     data:str=None, # data folder; default: $SALTSEG_DATA or the default data
                     runs:str=None, # folder for the run folders; default: runs/compare-<comparison>
                     summary:bool=True, # write RUNS/summary.json and print the tables at the end
+                    only:str=None, # comma-separated entry labels to train now, the others later; default: every entry
                    ):
     "Train every run of the model comparison not finished yet (an interrupted one resumes), then summarise it with intervals."
-    design_command('saltseg_compare', comparison, COMPARISONS, data, Path(runs or f'runs/compare-{comparison}'), summary)
+    design_command('saltseg_compare', comparison, COMPARISONS, data, Path(runs or f'runs/compare-{comparison}'), summary, only)

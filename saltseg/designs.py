@@ -6,7 +6,7 @@
 __all__ = ['BOOTSTRAP', 'Entry', 'Design', 'get_design', 'run_folder', 'expected_settings', 'recorded_settings', 'check_run',
            'sample_patches', 'write_samples', 'aborted_start', 'run_design', 'finished_runs', 'patch_counts',
            'bootstrap_steps', 'interval_text', 'effect', 'tail_rise', 'plateau_check', 'median_epoch_seconds',
-           'summary_record', 'write_summary', 'design_command']
+           'summary_record', 'write_summary', 'design_command', 'plateau_text', 'curves_figure', 'samples_figure']
 
 # %% ../nbs/29_designs.ipynb #325c2aa7
 import json
@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .data import load_items, read_image, rle_encode
+from matplotlib.figure import Figure
+
+from .data import load_items, read_image, read_mask, rle_decode, rle_encode
 from .dataloaders import DataRecipe, recipe_inputs
 from .checkpoints import load_model
 from .inference import predict_probability
@@ -138,10 +140,15 @@ def run_design(design:Design,
                data=None, # data folder; None: `SALTSEG_DATA` or the default data
                runs='runs/design', # folder for the run folders, one per entry and seed
                verbose:bool=True,
+               only:list=None, # entry labels: train only their runs now (the others wait for a later call); None: all
               ) -> list: # the run folders, in the order they train
     "Train every run of `design` that is not finished yet (resuming unfinished ones); returns the run folders."
+    labels = [entry.label for entry, _ in design.runs()]
+    if unknown := [label for label in only or [] if label not in labels]:
+        raise ValueError(f"design {design.name!r} has no entry {', '.join(map(repr, unknown))}; its entries: {', '.join(dict.fromkeys(labels))}")
     runs, folders = Path(runs), []
     for entry, seed in design.runs():
+        if only is not None and entry.label not in only: continue
         folder = run_folder(runs, entry, seed)
         folders.append(folder)
         if (folder/'scores.json').exists():
@@ -288,11 +295,69 @@ def write_summary(runs, design:Design, path=None) -> Path:
 
 def design_command(command:str, # the console script's name, for its messages
                    design:str|Design, designs:dict, # the design, or its name among `designs`
-                   data, runs, summary:bool=True):
+                   data, runs, summary:bool=True,
+                   only:str=None, # comma-separated entry labels to train now; None: every entry
+                  ):
     "The body of a design's console script: train what is not finished, then write and print the summary; errors as one line."
     try:
         design = get_design(design, designs)
-        run_design(design, data, runs)
+        run_design(design, data, runs, only=[label.strip() for label in only.split(',')] if only else None)
         if summary: print(f"summary: {write_summary(runs, design)}\n\n{design.markdown(design.summarise(runs))}")
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e: raise SystemExit(f"{command}: error: {e}")
     except KeyboardInterrupt: raise SystemExit(f"{command}: interrupted; the same command continues where it stopped ({runs})") from None
+
+# %% ../nbs/29_designs.ipynb #d2b16d4f
+def plateau_text(summary:dict, # a design's summary, with `summary_record`'s plateau
+                 noun:str='step', # what the summary's rows are called
+                ) -> str:
+    "The plateau test of a summary in one sentence ('' before any row has one)."
+    tested = [p for p in summary.get('plateau', []) if p.get('plateau') is not None]
+    if not tested: return ''
+    rising, top = [p['step'] for p in tested if not p['plateau']], max(tested, key=lambda p: p['rise'])
+    return (f"Plateau test (`tail_rise`: one line through the last {top['tail_epochs']} epochs of every seed's validation Kaggle "
+            f"metric, 95% interval of the rise along it): " + (f"still rising measurably: {', '.join(rising)}" if rising else
+            f"no {noun} still rises measurably") + f"; the largest rise is {top['rise']:+.4f} [{top['low']:+.4f}, {top['high']:+.4f}] ({top['step']}).")
+
+# %% ../nbs/29_designs.ipynb #9341de0d
+def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, grouped by step
+                  metrics:dict={'kaggle': 'Kaggle metric', 'salt_dice': 'salt Dice'}, # history.csv columns and their titles
+                 ) -> Figure:
+    "Each step's validation curves: the mean over its seeds, with the seeds' range as a band, one panel per metric."
+    fig = Figure(figsize=(5 * len(metrics), 3.2), dpi=80)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for colour, (step, group) in enumerate(runs.groupby('step', sort=False)):
+        curves = pd.concat([pd.read_csv(Path(f)/'history.csv').set_index('epoch')[list(metrics)] for f in group.folder], axis=1, keys=range(len(group)))
+        for ax, metric in zip(axes, metrics):
+            values = curves.xs(metric, axis=1, level=1)
+            ax.plot(values.index + 1, values.mean(1), color=f'C{colour}', label=f"{step} ({len(group)})", lw=1.5)
+            ax.fill_between(values.index + 1, values.min(1), values.max(1), color=f'C{colour}', alpha=0.2, lw=0)
+    for ax, title in zip(axes, metrics.values()):
+        ax.set(xlabel='epoch', title=f'validation {title}, {runs.epochs.max()} epochs'); ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, title='step (seeds)', title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+def samples_figure(runs:pd.DataFrame, # one finished run per step (rows of `finished_runs`), each with its samples.csv
+                   data, # the data folder they were trained on
+                   size:float=1.3, # inches per patch
+                  ) -> Figure:
+    "Every step's prediction (red) of the same sample patches, with the truth's outline (cyan), beside the image: a column per step, or a row per step when there are more than six."
+    samples = {row.step: pd.read_csv(Path(row.folder)/'samples.csv', keep_default_na=False).set_index('id') for row in runs.itertuples()}
+    ids = list(next(iter(samples.values())).index)
+    if any(list(s.index) != ids for s in samples.values()):
+        raise ValueError(f"the runs' samples.csv hold different patches ({', '.join(samples)}): were they trained on one split?")
+    items, panels = load_items(data).set_index('id'), [('image', None), *samples.items()]
+    wide = len(panels) <= 7   # steps as columns; more steps: as rows, so their labels fit
+    fig = Figure(figsize=(size * len(panels), size * len(ids)) if wide else (size * len(ids), size * len(panels)), dpi=80)
+    grid = fig.subplots(len(ids), len(panels), squeeze=False) if wide else fig.subplots(len(panels), len(ids), squeeze=False).T
+    for r, i in enumerate(ids):
+        image, truth = read_image(items.loc[i, 'image']), read_mask(items.loc[i, 'mask'], items.loc[i, 'layout'])
+        for c, (step, table) in enumerate(panels):
+            ax = grid[r, c]
+            ax.imshow(image, cmap='gray'); ax.set_xticks([]); ax.set_yticks([])
+            if table is not None: ax.imshow(np.ma.masked_equal(rle_decode(table.rle_mask[i], image.shape), 0), cmap='autumn', alpha=0.45)
+            ax.contour(truth == 1, levels=[0.5], colors='cyan', linewidths=0.6)
+            if r == 0: (ax.set_title if wide else ax.set_ylabel)(step, fontsize=8 if wide else 7)
+        (grid[r, 0].set_ylabel if wide else grid[r, 0].set_title)(f"{(truth == 1).mean():.0%} salt", fontsize=7)
+    fig.tight_layout(pad=0.2)
+    return fig
