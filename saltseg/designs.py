@@ -321,6 +321,7 @@ def plateau_text(summary:dict, # a design's summary, with `summary_record`'s pla
 # %% ../nbs/29_designs.ipynb #9341de0d
 def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, grouped by step
                   metrics:dict={'kaggle': 'Kaggle metric', 'salt_dice': 'salt Dice'}, # history.csv columns and their titles
+                  noun:str='step', # what the runs' steps are called, for the legend
                  ) -> Figure:
     "Each step's validation curves: the mean over its seeds, with the seeds' range as a band, one panel per metric."
     fig = Figure(figsize=(5 * len(metrics), 3.2), dpi=80)
@@ -333,7 +334,7 @@ def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, g
             ax.fill_between(values.index + 1, values.min(1), values.max(1), color=f'C{colour}', alpha=0.2, lw=0)
     for ax, title in zip(axes, metrics.values()):
         ax.set(xlabel='epoch', title=f'validation {title}, {runs.epochs.max()} epochs'); ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, title='step (seeds)', title_fontsize=8)
+    axes[0].legend(fontsize=8, title=f'{noun} (seeds)', title_fontsize=8)
     fig.tight_layout()
     return fig
 
