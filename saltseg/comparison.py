@@ -4,15 +4,18 @@
 
 # %% auto #0
 __all__ = ['COMPARISONS', 'Comparison', 'get_comparison', 'measure_inference', 'run_comparison', 'summarise_comparison',
-           'speed_and_score', 'comparison_markdown', 'pareto_front', 'comparison_figure', 'saltseg_compare']
+           'speed_and_score', 'comparison_markdown', 'pareto_front', 'label_heights', 'comparison_figure',
+           'saltseg_compare']
 
 # %% ../nbs/33_comparison.ipynb #51990259
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastcore.script import call_parse
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .bench import benchmark
 from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
@@ -161,20 +164,37 @@ def pareto_front(points:dict) -> list:
     return sorted([a for a, (x, y) in points.items() if not any(u >= x and v >= y and (u, v) != (x, y) for u, v in points.values())],
                   key=lambda a: -points[a][0])
 
+def label_heights(points:dict, min_gap:float, near:float) -> dict:
+    "Heights for the labels of `points` ({label: (x, y)}, x on a log axis): each at its point's y, moved up (lowest point first) until no label within `near` in log10 x is closer than `min_gap` in y."
+    placed = {}
+    for label, (x, y) in sorted(points.items(), key=lambda kv: kv[1][1]):
+        h = y
+        while clash := [oh for ox, oh in placed.values() if abs(math.log10(x / ox)) < near and abs(h - oh) < min_gap]:
+            h = max(clash) + min_gap
+        placed[label] = (x, h)
+    return {label: placed[label][1] for label in points}
+
 def comparison_figure(summary:dict) -> Figure:
     "Kaggle metric (95% interval) against inference FPS at batch 32, with the Pareto front."
     points = speed_and_score(summary)
+    scores = {label: summary['scores'][label]['kaggle'] for label in points}
+    xs = [x for x, _ in points.values()]
+    low, high = min(s['low'] for s in scores.values()), max(s['high'] for s in scores.values())
+    heights = label_heights(points, min_gap=0.05 * (high - low), near=0.3 * max(math.log10(max(xs) / min(xs)), 0.5))
     fig = Figure(figsize=(6, 3.6), dpi=80)
     ax = fig.subplots()
     for label, (x, y) in points.items():
-        s = summary['scores'][label]['kaggle']
-        ax.errorbar(x, y, yerr=[[y - s['low']], [s['high'] - y]], fmt='o', ms=4, capsize=2)
-        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords='offset points')
+        ax.errorbar(x, y, yerr=[[y - scores[label]['low']], [scores[label]['high'] - y]], fmt='o', ms=4, capsize=2)
+        ax.annotate(label, (x, y), xytext=(x * 1.04, heights[label]), fontsize=7, va='bottom')
     front = pareto_front(points)
     ax.plot([points[a][0] for a in front], [points[a][1] for a in front], 'k--', lw=0.8, label='Pareto front')
-    ax.set_xscale('log'); ax.set_xlabel('inference FPS, batch 32, fast path (log)'); ax.set_ylabel('Kaggle metric (validation)')
+    ax.set_xscale('log'); ax.set_xlim(min(xs) / 1.2, max(xs) * 1.6)
+    ticks = [m * 10 ** k for k in range(-1, 5) for m in (1, 2, 5) if min(xs) / 1.2 <= m * 10 ** k <= max(xs) * 1.6]
+    if len(ticks) >= 2: ax.set_xticks(ticks, [f'{t:g}' for t in ticks]); ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel('inference FPS, batch 32, fast path (log)'); ax.set_ylabel('Kaggle metric (validation)')
     ax.legend(fontsize=7); fig.tight_layout()
     return fig
+
 
 # %% ../nbs/33_comparison.ipynb #b204e393
 @call_parse
