@@ -310,13 +310,19 @@ def design_command(command:str, # the console script's name, for its messages
 def plateau_text(summary:dict, # a design's summary, with `summary_record`'s plateau
                  noun:str='step', # what the summary's rows are called
                 ) -> str:
-    "The plateau test of a summary in one sentence ('' before any row has one)."
+    "The plateau test of a summary in one sentence ('' before any row has one): each rising row with its own rise, then the largest rise of the rest."
     tested = [p for p in summary.get('plateau', []) if p.get('plateau') is not None]
     if not tested: return ''
-    rising, top = [p['step'] for p in tested if not p['plateau']], max(tested, key=lambda p: p['rise'])
-    return (f"Plateau test (`tail_rise`: one line through the last {top['tail_epochs']} epochs of every seed's validation Kaggle "
-            f"metric, 95% interval of the rise along it): " + (f"still rising measurably: {', '.join(rising)}" if rising else
-            f"no {noun} still rises measurably") + f"; the largest rise is {top['rise']:+.4f} [{top['low']:+.4f}, {top['high']:+.4f}] ({top['step']}).")
+    def rise(p): return f"{p['rise']:+.4f} [{p['low']:+.4f}, {p['high']:+.4f}]"
+    rising, flat = [p for p in tested if not p['plateau']], [p for p in tested if p['plateau']]
+    head = (f"Plateau test (`tail_rise`: one line through the last {tested[0]['tail_epochs']} epochs of every seed's validation "
+            f"Kaggle metric, 95% interval of the rise along it): ")
+    text = head + (f"still rising measurably: {', '.join(p['step'] + ' ' + rise(p) for p in rising)}" if rising else
+                   f"no {noun} still rises measurably")
+    if not flat: return text + '.'
+    top = max(flat, key=lambda p: p['rise'])
+    return text + (f"; every other {noun}'s interval holds zero (the largest rise among them {rise(top)}, {top['step']})." if rising else
+                   f"; the largest rise is {rise(top)} ({top['step']}).")
 
 # %% ../nbs/29_designs.ipynb #9341de0d
 def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, grouped by step
@@ -330,8 +336,8 @@ def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, g
         curves = pd.concat([pd.read_csv(Path(f)/'history.csv').set_index('epoch')[list(metrics)] for f in group.folder], axis=1, keys=range(len(group)))
         for ax, metric in zip(axes, metrics):
             values = curves.xs(metric, axis=1, level=1)
-            ax.plot(values.index + 1, values.mean(1), color=f'C{colour}', label=f"{step} ({len(group)})", lw=1.5)
-            ax.fill_between(values.index + 1, values.min(1), values.max(1), color=f'C{colour}', alpha=0.2, lw=0)
+            ax.plot(values.index + 1, values.mean(axis=1), color=f'C{colour}', label=f"{step} ({len(group)})", lw=1.5)
+            ax.fill_between(values.index + 1, values.min(axis=1), values.max(axis=1), color=f'C{colour}', alpha=0.2, lw=0)
     for ax, title in zip(axes, metrics.values()):
         ax.set(xlabel='epoch', title=f'validation {title}, {runs.epochs.max()} epochs'); ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, title=f'{noun} (seeds)', title_fontsize=8)
