@@ -4,16 +4,15 @@
 
 # %% auto #0
 __all__ = ['LADDERS', 'SEED_CLAIMS', 'SEED_PLAIN_DICE', 'Ladder', 'get_ladder', 'run_ladder', 'verdict', 'summarise_ladder',
-           'ladder_markdown', 'saltseg_ladder', 'longer_training', 'longer_markdown', 'verdict_changes']
+           'ladder_markdown', 'saltseg_ladder', 'verdict_changes']
 
 # %% ../nbs/32_ablation.ipynb #2c7b60cc
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
 from fastcore.script import call_parse
 
-from .designs import (BOOTSTRAP, Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
+from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
                              patch_counts, plateau_text, run_design, summary_record)
 from .models.core import create_model
 from .models.unet import UNET_LADDER
@@ -143,52 +142,6 @@ def saltseg_ladder(ladder:str='cpu', # the design: cpu (a 2-core CPU, base width
                   ):
     "Train every run of the U-Net ablation ladder not finished yet (an interrupted one resumes), then summarise it with intervals."
     design_command('saltseg_ladder', ladder, LADDERS, data, Path(runs or f'runs/ladder-{ladder}'), summary, only)
-
-# %% ../nbs/32_ablation.ipynb #e767c0d7
-def longer_training(short_runs, long_runs, # folders of the run folders of the two designs
-                    short:str|Ladder='cpu', long:str|Ladder='cpu45', # the same ladder at two numbers of epochs
-                    n_boot:int=10_000) -> pd.DataFrame: # one row per step both have run
-    "Each step's final score after `long`'s epochs minus after `short`'s, paired by seed and validation patch, with 95% intervals."
-    short, long = get_ladder(short), get_ladder(long)
-    same = {k: v for k, v in asdict(short).items() if k not in ('name', 'description', 'epochs') and v != asdict(long)[k]}
-    if same: raise ValueError(f"ladders {short.name!r} and {long.name!r} differ in more than their epochs: {', '.join(same)}")
-    a, b = finished_runs(short_runs, short, required=True), finished_runs(long_runs, long, required=True)
-    if a.split.iloc[0] != b.split.iloc[0]: raise ValueError(f"{short_runs} and {long_runs} were scored on different validation splits")
-    a = a[[pair in set(zip(b.step, b.seed)) for pair in zip(a.step, a.seed)]]   # the runs of both: a longer ladder still running has fewer
-    table = pd.concat([a.assign(label=a.step + f"@{short.epochs}"), b.assign(label=b.step + f"@{long.epochs}")])
-    steps = [s for s in long.steps if s in set(a.step) & set(b.step)]
-    pairs = [(f"{s}@{long.epochs}", f"{s}@{short.epochs}") for s in steps]
-    stats = bootstrap_steps(patch_counts(list(table.folder)), list(table.label), list(table.seed), pairs, n=n_boot)
-    rows = []
-    for step, (later, earlier) in zip(steps, pairs):
-        if (d := stats['differences'].get(f"{later} - {earlier}")) is None: continue
-        rows.append(dict(step=step, seeds=d['kaggle']['n_seeds'], **{f"kaggle@{e}": stats['steps'][f"{step}@{e}"]['kaggle']['mean']
-                                                                   for e in (short.epochs, long.epochs)},
-                         kaggle_change=d['kaggle']['mean'], kaggle_low=d['kaggle']['low'], kaggle_high=d['kaggle']['high'],
-                         dice_points=100 * d['salt_dice']['mean'], dice_low=100 * d['salt_dice']['low'], dice_high=100 * d['salt_dice']['high'],
-                         effect=effect(d['kaggle'])))
-    result = pd.DataFrame(rows)
-    result.attrs['interval'] = BOOTSTRAP.format(n=n_boot)   # how the intervals were drawn, for `longer_markdown`
-    return result
-
-# %% ../nbs/32_ablation.ipynb #2e2d7567
-def longer_markdown(longer:pd.DataFrame, # from `longer_training`
-                    summary:dict) -> str: # `summarise_ladder` of the longer ladder
-    "The longer-training table as Markdown: each step's change with its interval, and a caption saying how far the longer ladder has got."
-    short, long = sorted(int(c.split('@')[1]) for c in longer.columns if c.startswith('kaggle@'))
-    rows = [[r['step'], r['seeds'], f"{r[f'kaggle@{short}']:.4f}", f"{r[f'kaggle@{long}']:.4f}",
-             interval_text(dict(mean=r['kaggle_change'], low=r['kaggle_low'], high=r['kaggle_high']), 1, 4, True),
-             interval_text(dict(mean=r['dice_points'], low=r['dice_low'], high=r['dice_high']), 1, 2, True), r['effect']]
-            for r in longer.to_dict('records')]
-    design, done = summary['ladder'], len(summary['runs'])
-    caption = (f"*Each step's final score after {long} epochs (ladder `{design['name']}`) minus after {short}, paired by seed and validation patch "
-               f"over the seeds both have finished; intervals: {longer.attrs['interval']}. {done} of {summary['planned']} runs of the "
-               f"{long}-epoch ladder finished" + ('' if summary['complete'] else ' (not complete yet: a verdict waits for every seed)')
-               + f", {summary['median_compute_hours']:.1f} hours at each run's median epoch time, commits "
-               f"{', '.join(c[:12] for c in summary['commits'])}.*")
-    header = ['step', 'seeds', f'Kaggle @{short}', f'Kaggle @{long}', 'Kaggle change', 'Dice change (points)', 'effect']
-    table = markdown_table(header, rows, 'lrrrlll') if rows else f"No step has finished a seed at {long} epochs yet."
-    return table + '\n\n' + caption
 
 # %% ../nbs/32_ablation.ipynb #5c6f5857
 def verdict_changes(short:dict, long:dict) -> str: # `summarise_ladder` of the same ladder at fewer and at more epochs

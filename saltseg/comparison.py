@@ -199,9 +199,9 @@ def comparison_figure(summary:dict) -> Figure:
     xs = [x for x, _ in points.values()]
     fig, bars = Figure(figsize=(6, 3.6), dpi=80), {}
     ax = fig.subplots()
-    for label, (x, y) in points.items():
+    for i, (label, (x, y)) in enumerate(points.items()):   # ten colours; past them, the colours again with another marker
         s = scores[label]
-        drawn = ax.errorbar(x, y, yerr=[[y - s['low']], [s['high'] - y]], fmt='o', ms=4, capsize=2)
+        drawn = ax.errorbar(x, y, yerr=[[y - s['low']], [s['high'] - y]], fmt='osD^'[i // 10 % 4], color=f'C{i % 10}', ms=4, capsize=2)
         bars[label] = (s['low'], s['high'], drawn.lines[0].get_color())
     front = pareto_front(points)
     ax.plot([points[a][0] for a in front], [points[a][1] for a in front], 'k--', lw=0.8, label='Pareto front')

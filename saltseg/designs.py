@@ -6,7 +6,8 @@
 __all__ = ['BOOTSTRAP', 'Entry', 'Design', 'get_design', 'run_folder', 'expected_settings', 'recorded_settings', 'check_run',
            'sample_patches', 'write_samples', 'aborted_start', 'run_design', 'finished_runs', 'patch_counts',
            'bootstrap_steps', 'interval_text', 'effect', 'tail_rise', 'plateau_check', 'median_epoch_seconds',
-           'summary_record', 'write_summary', 'design_command', 'plateau_text', 'curves_figure', 'samples_figure']
+           'summary_record', 'write_summary', 'design_command', 'plateau_text', 'longer_training', 'longer_markdown',
+           'curves_figure', 'samples_figure']
 
 # %% ../nbs/29_designs.ipynb #325c2aa7
 import json
@@ -27,6 +28,7 @@ from .checkpoints import load_model
 from .inference import predict_probability
 from .models.core import model_config
 from .run import RunScores, read_scores, train, unstarted_run
+from .tables import markdown_table
 
 # %% ../nbs/29_designs.ipynb #5e469e58
 @dataclass(frozen=True)
@@ -324,6 +326,61 @@ def plateau_text(summary:dict, # a design's summary, with `summary_record`'s pla
     return text + (f"; every other {noun}'s interval holds zero (the largest rise among them {rise(top)}, {top['step']})." if rising else
                    f"; the largest rise is {rise(top)} ({top['step']}).")
 
+# %% ../nbs/29_designs.ipynb #67492b34
+def longer_training(short_runs, long_runs, # folders of the run folders of the two designs
+                    short:Design, long:Design, # the same runs at two numbers of epochs; `long` may have fewer entries or seeds
+                    n_boot:int=10_000) -> pd.DataFrame: # one row per entry both have finished, in `long`'s order
+    "Each entry's final score after `long`'s epochs minus after `short`'s, paired by seed and validation patch, with 95% intervals."
+    planned = {(e.label, s): e for e, s in short.runs()}
+    both = [(e, s) for e, s in long.runs() if (e.label, s) in planned]
+    if not both: raise ValueError(f"designs {short.name!r} and {long.name!r} have no run in common (an entry's label and a seed)")
+    differ = {k for e, s in both for k, v in expected_settings(long, e, s).items()
+              if k != 'epochs' and v != expected_settings(short, planned[e.label, s], s)[k]} | ({'bs'} if short.bs != long.bs else set())
+    if differ: raise ValueError(f"designs {short.name!r} and {long.name!r} differ in more than their epochs: {', '.join(sorted(differ))}")
+    a, b = finished_runs(short_runs, short, required=True), finished_runs(long_runs, long, required=True)
+    if a.split.iloc[0] != b.split.iloc[0]: raise ValueError(f"{short_runs} and {long_runs} were scored on different validation splits")
+    common = set(zip(a.step, a.seed)) & set(zip(b.step, b.seed))   # a longer design still running has fewer
+    a, b = (t[[run in common for run in zip(t.step, t.seed)]] for t in (a, b))
+    labels = [l for l in dict.fromkeys(e.label for e, _ in long.runs()) if l in set(b.step)]
+    rows = []
+    if labels:
+        table = pd.concat([a.assign(label=a.step + f"@{short.epochs}"), b.assign(label=b.step + f"@{long.epochs}")])
+        pairs = [(f"{l}@{long.epochs}", f"{l}@{short.epochs}") for l in labels]
+        stats = bootstrap_steps(patch_counts(list(table.folder)), list(table.label), list(table.seed), pairs, n=n_boot)
+        for label, (later, earlier) in zip(labels, pairs):
+            d = stats['differences'][f"{later} - {earlier}"]
+            rows.append(dict(step=label, seeds=d['kaggle']['n_seeds'], **{f"kaggle@{e}": stats['steps'][f"{label}@{e}"]['kaggle']['mean']
+                                                                        for e in (short.epochs, long.epochs)},
+                             kaggle_change=d['kaggle']['mean'], kaggle_low=d['kaggle']['low'], kaggle_high=d['kaggle']['high'],
+                             dice_points=100 * d['salt_dice']['mean'], dice_low=100 * d['salt_dice']['low'], dice_high=100 * d['salt_dice']['high'],
+                             effect=effect(d['kaggle'])))
+    result = pd.DataFrame(rows, columns=['step', 'seeds', f'kaggle@{short.epochs}', f'kaggle@{long.epochs}', 'kaggle_change', 'kaggle_low',
+                                         'kaggle_high', 'dice_points', 'dice_low', 'dice_high', 'effect'])
+    # for `longer_markdown`: how the intervals were drawn, and which design the longer runs are
+    result.attrs |= dict(interval=BOOTSTRAP.format(n=n_boot), design=long.name, kind=type(long).__name__.lower())
+    return result
+
+# %% ../nbs/29_designs.ipynb #9752e9b2
+def longer_markdown(longer:pd.DataFrame, # from `longer_training`
+                    summary:dict, # the longer design's summary (`summary_record`'s keys)
+                    noun:str='step', # what the rows are called
+                   ) -> str:
+    "The longer-training table as Markdown: each entry's change with its interval, and a caption saying how far the longer design has got."
+    short, long = sorted(int(c.split('@')[1]) for c in longer.columns if c.startswith('kaggle@'))
+    rows = [[r['step'], r['seeds'], f"{r[f'kaggle@{short}']:.4f}", f"{r[f'kaggle@{long}']:.4f}",
+             interval_text(dict(mean=r['kaggle_change'], low=r['kaggle_low'], high=r['kaggle_high']), 1, 4, True),
+             interval_text(dict(mean=r['dice_points'], low=r['dice_low'], high=r['dice_high']), 1, 2, True), r['effect']]
+            for r in longer.to_dict('records')]
+    kind, done = longer.attrs['kind'], len(summary['runs'])
+    caption = (f"*Each {noun}'s final score after {long} epochs ({kind} `{longer.attrs['design']}`) minus after {short}, paired by seed and "
+               f"validation patch over the seeds both have finished; intervals: {longer.attrs['interval']}. {done} of {summary['planned']} runs "
+               f"of the {long}-epoch {kind} finished" + ('' if summary['complete'] else ' (not complete yet: a verdict waits for every seed)')
+               + f", {summary['median_compute_hours']:.1f} hours at each run's median epoch time, commits "
+               f"{', '.join(c[:12] for c in summary['commits'])}.*")
+    header = [noun, 'seeds', f'Kaggle @{short}', f'Kaggle @{long}', 'Kaggle change', 'Dice change (points)', 'effect']
+    table = markdown_table(header, rows, 'lrrrlll') if rows else f"No {noun} has finished a seed at {long} epochs yet."
+    return table + '\n\n' + caption
+
 # %% ../nbs/29_designs.ipynb #9341de0d
 def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, grouped by step
                   metrics:dict={'kaggle': 'Kaggle metric', 'salt_dice': 'salt Dice'}, # history.csv columns and their titles
@@ -331,6 +388,7 @@ def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, g
                  ) -> Figure:
     "Each step's validation curves: the mean over its seeds, with the seeds' range as a band, one panel per metric."
     fig = Figure(figsize=(5 * len(metrics), 3.2), dpi=80)
+    epochs = ' and '.join(map(str, sorted(runs.epochs.unique())))   # runs of two schedules: '25 and 40'
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for colour, (step, group) in enumerate(runs.groupby('step', sort=False)):
         curves = pd.concat([pd.read_csv(Path(f)/'history.csv').set_index('epoch')[list(metrics)] for f in group.folder], axis=1, keys=range(len(group)))
@@ -339,7 +397,7 @@ def curves_figure(runs:pd.DataFrame, # from `finished_runs`: the runs to draw, g
             ax.plot(values.index + 1, values.mean(axis=1), color=f'C{colour}', label=f"{step} ({len(group)})", lw=1.5)
             ax.fill_between(values.index + 1, values.min(axis=1), values.max(axis=1), color=f'C{colour}', alpha=0.2, lw=0)
     for ax, title in zip(axes, metrics.values()):
-        ax.set(xlabel='epoch', title=f'validation {title}, {runs.epochs.max()} epochs'); ax.grid(alpha=0.3)
+        ax.set(xlabel='epoch', title=f'validation {title}, {epochs} epochs'); ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, title=f'{noun} (seeds)', title_fontsize=8)
     fig.tight_layout()
     return fig
