@@ -137,7 +137,7 @@ def ladder_markdown(summary:dict) -> str:
 def saltseg_ladder(ladder:str='cpu', # the design: cpu (a 2-core CPU, base width 16), cpu45 (the same, 45 epochs), full (a GPU: base width 64, the U-Net study's recipe) or smoke
                    data:str=None, # data folder; default: $SALTSEG_DATA or the default data
                    runs:str=None, # folder for the run folders; default: runs/ladder-<ladder>
-                   summary:bool=True, # write RUNS/summary.json (means, differences and the seed study's claims) at the end
+                   summary:bool=True, # write RUNS/summary.json (means, differences and the seed study's claims) at the end; --no-summary skips it
                    only:str=None, # comma-separated entry labels to train now, the others later; default: every entry
                   ):
     "Train every run of the U-Net ablation ladder not finished yet (an interrupted one resumes), then summarise it with intervals."

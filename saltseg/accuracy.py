@@ -145,7 +145,7 @@ def run_techniques(design:str|Techniques='cpu', # a name in `TECHNIQUE_DESIGNS`
 def saltseg_techniques(design:str='cpu', # cpu (ResNet34-UNet, 25 epochs, a 2-core CPU) or smoke
                        data:str=None, # data folder; default: $SALTSEG_DATA or the default data
                        runs:str=None, # folder for the run folders; default: runs/techniques-<design>
-                       summary:bool=True, # write RUNS/summary.json and print the table at the end
+                       summary:bool=True, # write RUNS/summary.json and print the table at the end; --no-summary skips it
                        only:str=None, # comma-separated entry labels to train now, the others later; default: every entry
                       ):
     "Train the baseline and every technique of the accuracy study not finished yet (an interrupted run resumes), then compare them."
@@ -307,7 +307,7 @@ def saltseg_cv(model:str='resnet34_unet', # a registry name
                seed:int=0, # the split, and every fold's initial weights and batch order
                config:str=None, # model options as JSON, e.g. '{"empty_head": true}'
                bs:int=None, # batch size; default: the recipe's
-               summary:bool=True, # write RUNS/cv.json and print the tables at the end
+               summary:bool=True, # write RUNS/cv.json and print the tables at the end; --no-summary skips it
               ):
     "Train a model on every fold of a holdout split (an interrupted fold resumes), then score it out of fold and its ensemble on the holdout."
     runs = Path(runs or f'runs/cv-{model}')

@@ -219,7 +219,7 @@ def comparison_figure(summary:dict) -> Figure:
 def saltseg_compare(comparison:str='cpu', # the design: cpu (11 models, 25 epochs each, a 2-core CPU), cpu40 (its reference pair, 40 epochs) or smoke
                     data:str=None, # data folder; default: $SALTSEG_DATA or the default data
                     runs:str=None, # folder for the run folders; default: runs/compare-<comparison>
-                    summary:bool=True, # write RUNS/summary.json and print the tables at the end
+                    summary:bool=True, # write RUNS/summary.json and print the tables at the end; --no-summary skips it
                     only:str=None, # comma-separated entry labels to train now, the others later; default: every entry
                    ):
     "Train every run of the model comparison not finished yet (an interrupted one resumes), then summarise it with intervals."
