@@ -68,8 +68,8 @@ class Techniques(Design):
     def markdown(self, summary:dict) -> str: return techniques_markdown(summary)
 
 TECHNIQUE_DESIGNS = {d.name: d for d in [
-    Techniques('cpu', "a 2-core CPU: ResNet34-UNet, 25 epochs of `strong` (about 35 minutes a run; the no-max-pool run about 2 hours), "
-               "fold 0 of the holdout split; the baseline with seeds 0 and 1, every technique with seed 0"),
+    Techniques('cpu', "a 2-core CPU: ResNet34-UNet, 25 epochs of `strong` (43 minutes a run, as the baseline measured; the no-max-pool run "
+               "about 2.5 hours, from its operations), fold 0 of the holdout split; the baseline with seeds 0 and 1, every technique with seed 0"),
     Techniques('smoke', "tests: ResNet18-UNet, 5 epochs, about 40 patches", model='resnet18_unet', epochs=5, limit=40, bs=8),
 ]}
 
