@@ -53,8 +53,10 @@ def provenance(**extra) -> dict:
         except (OSError, subprocess.SubprocessError): return ''
     commit = git('rev-parse', 'HEAD')
     if commit and git('status', '--porcelain', '--untracked-files=no'): commit += '+uncommitted changes'
-    try: cpu = next(l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name'))
-    except (OSError, StopIteration): cpu = platform.processor() or platform.machine()
+    try:   # the first processor's fields; the name alone ('AMD EPYC' on some virtual machines) hides the generation
+        fields = dict(map(str.strip, l.split(':', 1)) for l in Path('/proc/cpuinfo').read_text().split('\n\n')[0].splitlines() if ':' in l)
+        cpu = f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
+    except (OSError, KeyError): cpu = platform.processor() or platform.machine()
     return dict(commit=commit or 'unknown', date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                 hardware=dict(cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
                               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
