@@ -13,7 +13,7 @@ from pathlib import Path
 from fastcore.script import call_parse
 
 from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
-                             patch_counts, plateau_text, run_design, summary_record)
+                             machines_text, patch_counts, plateau_text, run_design, summary_record)
 from .models.core import create_model
 from .models.unet import UNET_LADDER
 from .models.zoo import count_parameters
@@ -127,7 +127,7 @@ def ladder_markdown(summary:dict) -> str:
                f"{'' if summary['complete'] else ' (the ladder is not complete yet)'}, {summary['compute_hours']:.1f} hours of training "
                f"as recorded (wall clock, including time a run shared the CPU or was paused)"
                + (f", {summary['median_compute_hours']:.1f} at each run's median epoch time" if 'median_compute_hours' in summary else '') + ", "
-               f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
+               f"{p['first_date'][:10]} to {p['last_date'][:10]} {machines_text(p['machines'])}, "
                f"torch {p['versions']['torch']}, commits {', '.join(c[:12] for c in summary['commits'])}.*")
     header = ['step', 'params (M)', 'seeds', 'Kaggle metric', 'salt Dice', 'Dice change vs step before (points)', 'Kaggle change', 'effect']
     return markdown_table(header, rows, 'lrrlllll') + '\n\n' + '\n'.join(claims) + '\n\n' + caption

@@ -21,10 +21,10 @@ from .checkpoints import load_model
 from .data import load_items
 from .dataloaders import DataRecipe, get_recipe
 from .designs import (Design, Entry, bootstrap_steps, design_command, finished_runs, get_design, interval_text,
-                             median_epoch_seconds, patch_counts, run_design, summary_record)
+                             group_machines, machine_name, machines_text, median_epoch_seconds, patch_counts, run_design, summary_record)
 from .learner import item_masks, item_probabilities, score_predictions
 from .metrics import kaggle_image_scores, salt_masks
-from .models.core import create_model
+from .models.core import create_model, model_config
 from .models.zoo import count_flops, count_parameters
 from .recipes import get_train_recipe
 from .run import SNAPSHOT_FILES, coverage_bands, holdout_items, read_scores, resumed_settings, train, unstarted_run
@@ -129,7 +129,7 @@ def techniques_markdown(summary:dict) -> str:
                f"Seed spread (Kaggle): {spread}. {len(summary['runs'])} of {summary['planned']} runs"
                f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['median_compute_hours']:.1f} hours of training at each run's median epoch time "
                f"({summary['compute_hours']:.1f} as recorded, pauses included; train min likewise), "
-               f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
+               f"{p['first_date'][:10]} to {p['last_date'][:10]} {machines_text(p['machines'])}, "
                f"commits {', '.join(c[:12] for c in summary['commits'])}.*")
     header = ['run', 'recipe', 'Kaggle metric', 'vs baseline', 'Dice vs baseline (points)', 'verdict', 'params (M)', 'GFLOPs', 'train min']
     return markdown_table(header, rows, 'llllllrrr') + '\n\n' + caption
@@ -260,7 +260,8 @@ def summarise_cv(runs, # the folder `cross_validate` trained into
                 interval=f"95% percentile bootstrap over patches, {n_boot:,} draws; the gain paired by patch",
                 fold_minutes=[round(median_epoch_seconds(f) / 60, 1) for f in done],   # each fold alone: pauses and a shared CPU left out
                 compute_hours=round(sum(s.seconds for s in scores) / 3600, 2), commits=sorted({s.commit for s in scores}),
-                provenance=dict(data=first.data, split=first.split, hardware=first.hardware, versions=first.versions,
+                provenance=dict(data=first.data, split=first.split, versions=first.versions,
+                                machines=group_machines({f.name: machine_name(s.hardware) for f, s in zip(done, scores)}),
                                 first_date=min(s.date for s in scores), last_date=max(s.date for s in scores)))
 
 # %% ../nbs/34_accuracy.ipynb #9abbb12e
@@ -283,8 +284,9 @@ def cv_markdown(summary:dict) -> str:
     hb = list(h['ensemble_bands'])
     by_band_h = markdown_table(['holdout', *hb], [['fold model (mean)', *(f"{h['member_bands'][b]:.3f}" for b in hb)],
                                                  ['ensemble', *(f"{h['ensemble_bands'][b]:.3f}" for b in hb)]], 'l' + 'r' * len(hb))
-    p = summary['provenance']
-    caption = (f"*Cross-validation of {summary['model']} ({summary['recipe']}, {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, seed {summary['seed']}): "
+    p, defaults = summary['provenance'], json.loads(json.dumps(model_config(summary['model'])))
+    options = ', '.join(f"{k}={v}" for k, v in summary['model_config'].items() if defaults.get(k) != v)   # what differs from the registry's
+    caption = (f"*Cross-validation of {summary['model']}{' with ' + options if options else ''} ({summary['recipe']}, {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, seed {summary['seed']}): "
                f"{summary['folds_done']} of {summary['folds']} folds{'' if summary['complete'] else ' (not complete yet)'} of split seed "
                f"{p['split']['seed']} with one part in {summary['folds'] + 1} held out; folds' own scores {folds}. "
                f"Post-processing: the threshold ({', '.join(map(str, pp['grid']['thresholds']))}) and minimum salt area in pixels "
@@ -293,7 +295,7 @@ def cv_markdown(summary:dict) -> str:
                f"Intervals: {summary['interval']}. Training minutes per fold at its median epoch time: "
                f"{', '.join(f'{m:.0f}' for m in summary['fold_minutes'])} ({summary['compute_hours']:.1f} hours as recorded, pauses included), "
                f"{p['first_date'][:10]} to "
-               f"{p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), commits "
+               f"{p['last_date'][:10]} {machines_text(p['machines'])}, commits "
                f"{', '.join(c[:12] for c in summary['commits'])}.*")
     return first + '\n\nBy the salt coverage of the truth (patches in each band):\n\n' + by_band + '\n\n' + by_band_h + '\n\n' + caption
 

@@ -20,7 +20,8 @@ from matplotlib.transforms import Bbox
 
 from .bench import benchmark
 from .designs import (Design, Entry, bootstrap_steps, design_command, effect, finished_runs, get_design, interval_text,
-                             median_epoch_seconds, patch_counts, plateau_text, run_design, summary_record)
+                             machines_text, median_epoch_seconds, patch_counts, plateau_text, run_design,
+                             summary_record)
 from .run import coverage_breakdown
 from .dataloaders import get_recipe
 from .recipes import get_train_recipe
@@ -155,7 +156,7 @@ def comparison_markdown(summary:dict) -> str:
                f"{len(summary['runs'])} of {summary['planned']} runs"
                f"{'' if summary['complete'] else ' (not complete yet)'}, {summary['median_compute_hours']:.1f} hours of training at each run's median epoch time "
                f"({summary['compute_hours']:.1f} as recorded, pauses included), "
-               f"{p['first_date'][:10]} to {p['last_date'][:10]} on {p['hardware']['cpu']} ({p['hardware']['cores']} cores), "
+               f"{p['first_date'][:10]} to {p['last_date'][:10]} {machines_text(p['machines'])}, "
                f"commits {', '.join(c[:12] for c in summary['commits'])}. {plateau_text(summary, 'model')}*")
     points = speed_and_score(summary)
     front = (f"\n\nPareto front of Kaggle metric against inference FPS at batch 32 (no other model both faster and better), fastest first: "

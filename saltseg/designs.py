@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['BOOTSTRAP', 'Entry', 'Design', 'get_design', 'run_folder', 'expected_settings', 'recorded_settings', 'check_run',
-           'sample_patches', 'write_samples', 'aborted_start', 'run_design', 'finished_runs', 'patch_counts',
-           'bootstrap_steps', 'interval_text', 'effect', 'tail_rise', 'plateau_check', 'median_epoch_seconds',
-           'summary_record', 'write_summary', 'design_command', 'plateau_text', 'longer_training', 'longer_markdown',
-           'curves_figure', 'samples_figure']
+           'sample_patches', 'write_samples', 'aborted_start', 'run_design', 'machine_name', 'finished_runs',
+           'patch_counts', 'bootstrap_steps', 'interval_text', 'effect', 'tail_rise', 'plateau_check',
+           'median_epoch_seconds', 'group_machines', 'machines_text', 'summary_record', 'write_summary',
+           'design_command', 'plateau_text', 'longer_training', 'longer_markdown', 'curves_figure', 'samples_figure']
 
 # %% ../nbs/29_designs.ipynb #325c2aa7
 import json
@@ -172,6 +172,10 @@ def run_design(design:Design,
     return folders
 
 # %% ../nbs/29_designs.ipynb #591b6d5a
+def machine_name(hardware:dict) -> str:
+    "A run's machine as captions name it, from its `provenance()['hardware']`: the CPU with its cores, and the GPU where it had one."
+    return f"{hardware['cpu']} with {hardware['cores']} cores" + (f" and GPU {hardware['gpu']}" if hardware.get('gpu') else '')
+
 def finished_runs(runs, # folder of the design's run folders
                   design:Design,
                   required:bool=False, # no finished run is an error (a summary needs one)
@@ -183,9 +187,9 @@ def finished_runs(runs, # folder of the design's run folders
         if not (folder/'scores.json').exists(): continue
         r = check_run(folder, design, entry, seed)
         rows.append(dict(step=entry.label, seed=seed, folder=folder, **r.scores, epochs=r.epochs_run, minutes=r.seconds / 60,
-                         n_train=r.n_train, split=r.split['hash'], commit=r.commit, date=r.date, cpu=r.hardware['cpu']))
+                         n_train=r.n_train, split=r.split['hash'], commit=r.commit, date=r.date, machine=machine_name(r.hardware)))
     table = pd.DataFrame(rows, columns=['step', 'seed', 'folder', 'kaggle', 'salt_iou', 'salt_dice', 'miou', 'epochs', 'minutes',
-                                        'n_train', 'split', 'commit', 'date', 'cpu'])
+                                        'n_train', 'split', 'commit', 'date', 'machine'])
     if required and table.empty: raise FileNotFoundError(f"{runs}: no finished runs of design {design.name!r} yet")
     if table.split.nunique() > 1: raise ValueError(f"{runs}: the runs were scored on different validation splits ({', '.join(table.split.unique())})")
     return table
@@ -277,6 +281,17 @@ def median_epoch_seconds(folder) -> float:
     seconds = pd.read_csv(Path(folder)/'history.csv').seconds
     return float(seconds.median() * len(seconds))
 
+def group_machines(runs:dict) -> dict: # run name -> its `machine_name`
+    "The machines a study's runs trained on, each with its runs' names, in order of first use."
+    machines = {}
+    for run, machine in runs.items(): machines.setdefault(machine, []).append(run)
+    return machines
+
+def machines_text(machines:dict) -> str: # from `group_machines`
+    "Where a study's runs trained, for captions: the machine, or each machine with its runs where there were several (their epoch times differ)."
+    if len(machines) == 1: return f"on {next(iter(machines))}"
+    return f"on {len(machines)} machines: " + '; '.join(f"{m} ({', '.join(runs)})" for m, runs in machines.items())
+
 def summary_record(design:Design, table:pd.DataFrame, # the design and its `finished_runs`
                    n_boot:int) -> dict:
     "What every design's summary holds: its runs, how many are planned, the interval method, plateau, compute (as recorded, and at each run's median epoch time) and provenance."
@@ -287,7 +302,8 @@ def summary_record(design:Design, table:pd.DataFrame, # the design and its `fini
                 median_compute_hours=round(sum(median_epoch_seconds(f) for f in table.folder) / 3600, 2),
                 commits=sorted(table.commit.unique()),
                 provenance=dict(data=first.data, split=first.split, n_valid=first.n_valid, n_train=first.n_train,
-                                hardware=first.hardware, versions=first.versions, first_date=min(table.date), last_date=max(table.date)))
+                                machines=group_machines(dict(zip(table.folder.map(lambda f: Path(f).name), table.machine))),
+                                versions=first.versions, first_date=min(table.date), last_date=max(table.date)))
 
 def write_summary(runs, design:Design, path=None) -> Path:
     "Write `design.summarise(runs)` to `path` (default: `runs/summary.json`)."

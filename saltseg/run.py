@@ -43,7 +43,7 @@ from .recipes import TrainRecipe, default_recipe, get_train_recipe
 from .learner import evaluate, fit_recipe, seg_learner, wandb_callback
 from .models.core import create_model
 from .tables import markdown_table
-from .inference import bf16_cpu_available
+from .inference import bf16_cpu_available, cpu_fields
 
 # %% ../nbs/27_run.ipynb #134a323c
 def provenance(**extra) -> dict:
@@ -53,10 +53,9 @@ def provenance(**extra) -> dict:
         except (OSError, subprocess.SubprocessError): return ''
     commit = git('rev-parse', 'HEAD')
     if commit and git('status', '--porcelain', '--untracked-files=no'): commit += '+uncommitted changes'
-    try:   # the first processor's fields; the name alone ('AMD EPYC' on some virtual machines) hides the generation
-        fields = dict(map(str.strip, l.split(':', 1)) for l in Path('/proc/cpuinfo').read_text().split('\n\n')[0].splitlines() if ':' in l)
-        cpu = f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
-    except (OSError, KeyError): cpu = platform.processor() or platform.machine()
+    fields = cpu_fields()   # the name alone ('AMD EPYC' on some virtual machines) hides the generation
+    cpu = (f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})" if {'model name', 'cpu family', 'model'} <= fields.keys()
+           else platform.processor() or platform.machine())
     return dict(commit=commit or 'unknown', date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                 hardware=dict(cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
                               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
