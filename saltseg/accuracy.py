@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from fastcore.script import call_parse
 
+from .callbacks import StopOnSignal
 from .checkpoints import load_model
 from .data import load_items
 from .dataloaders import DataRecipe, get_recipe
@@ -244,11 +245,13 @@ def summarise_cv(runs, # the folder `cross_validate` trained into
     best = grid.iloc[0]
     post = kaggle_image_scores(salt_masks(probability, best.threshold, int(best.min_area)), truth).numpy().astype(float)
     fold_kaggle = [s.kaggle for s in scores]
+    every = np.concatenate([oof.kaggle.to_numpy(float), member_mean])   # each patch scored by models that never trained on it
     return dict(model=first.model, model_config=first.model_config, recipe=first.train_recipe, epochs=first.epochs, seed=first.seed,
                 folds=first.split['folds'], folds_done=len(done), complete=len(done) == first.split['folds'],
                 oof=dict(n=len(oof), kaggle=_patch_interval(oof.kaggle.to_numpy(float), n_boot), salt_dice=float(2 * tp / max(2 * tp + fp + fn, 1)),
                          fold_kaggle=fold_kaggle, fold_mean=float(np.mean(fold_kaggle)), fold_sd=float(np.std(fold_kaggle, ddof=1)) if len(done) > 1 else None,
                          bands=_band_means(oof.coverage, oof.kaggle)),
+                every=dict(n=len(every), kaggle=_patch_interval(every, n_boot)),
                 holdout=dict(n=len(holdout), members=[a['kaggle'] for a in alone], member_mean=_patch_interval(member_mean, n_boot),
                              ensemble=_patch_interval(ens, n_boot), gain=_patch_interval(ens - member_mean, n_boot),
                              ensemble_dice=ensemble['salt_dice'], member_bands=_band_means(holdout.coverage, member_mean),
@@ -267,12 +270,13 @@ def summarise_cv(runs, # the folder `cross_validate` trained into
 # %% ../nbs/34_accuracy.ipynb #9abbb12e
 def cv_markdown(summary:dict) -> str:
     "The cross-validation's two tables (out of fold; holdout), as Markdown with a provenance caption, from `summarise_cv`."
-    o, h, pp = summary['oof'], summary['holdout'], summary['postprocessing']
+    o, e, h, pp = summary['oof'], summary['every'], summary['holdout'], summary['postprocessing']
     folds = ', '.join(f"{k:.4f}" for k in o['fold_kaggle'])
     spread = f" (sd {o['fold_sd']:.4f})" if o['fold_sd'] is not None else ''
     first = markdown_table(['estimate', 'patches', 'Kaggle metric', 'salt Dice'],
                            [['out of fold', o['n'], interval_text(o['kaggle']), f"{o['salt_dice']:.4f}"],
                             ['mean of the folds' + spread, '', f"{o['fold_mean']:.4f}", ''],
+                            ['every patch: out of fold, the holdout by a fold model alone', e['n'], interval_text(e['kaggle']), ''],
                             ['holdout: a fold model alone (mean)', h['n'], interval_text(h['member_mean']), ''],
                             [f"holdout: ensemble of {summary['folds_done']}", h['n'], interval_text(h['ensemble']), f"{h['ensemble_dice']:.4f}"],
                             ['holdout: ensemble gain', h['n'], interval_text(h['gain'], sign=True), ''],
@@ -314,7 +318,8 @@ def saltseg_cv(model:str='resnet34_unet', # a registry name
     "Train a model on every fold of a holdout split (an interrupted fold resumes), then score it out of fold and its ensemble on the holdout."
     runs = Path(runs or f'runs/cv-{model}')
     try:
-        cross_validate(model, data, recipe, epochs, runs, folds, seed, json.loads(config) if config else None, bs)
+        with StopOnSignal():   # SIGTERM (and Ctrl-C, even in a background job) stops it as Ctrl-C does: the fold marked interrupted
+            cross_validate(model, data, recipe, epochs, runs, folds, seed, json.loads(config) if config else None, bs)
         if summary:
             result = summarise_cv(runs, data)
             (runs/'cv.json').write_text(json.dumps(result, indent=1) + '\n')

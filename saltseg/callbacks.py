@@ -105,12 +105,18 @@ class WeightAverage(Callback):
 class StopOnSignal(Callback):
     "Ctrl-C (SIGINT) and SIGTERM stop training; checked again before every batch, since a `KeyboardInterrupt` raised inside a finaliser is swallowed."
     order = -50
-    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)): self.signals, self.received = tuple(signals), None
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)): self.signals, self.received, self.previous = tuple(signals), None, {}
 
     def install(self) -> 'StopOnSignal':
         "Handle `signals` in this process (the main thread) from now on."
+        self.previous = {s: signal.getsignal(s) for s in self.signals}
         for s in self.signals: signal.signal(s, self.handle)
         return self
+
+    def __enter__(self): return self.install()
+    def __exit__(self, *exc):
+        "Give the signals back to the handlers they had before `install`."
+        for s, handler in self.previous.items(): signal.signal(s, handler)
 
     def handle(self, signum, frame):
         self.received = signum

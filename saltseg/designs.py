@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from .data import load_items, read_image, read_mask, rle_decode, rle_encode
 from .dataloaders import DataRecipe, recipe_inputs
+from .callbacks import StopOnSignal
 from .checkpoints import load_model
 from .inference import predict_probability
 from .models.core import model_config
@@ -319,7 +320,8 @@ def design_command(command:str, # the console script's name, for its messages
     "The body of a design's console script: train what is not finished, then write and print the summary; errors as one line."
     try:
         design = get_design(design, designs)
-        run_design(design, data, runs, only=[label.strip() for label in only.split(',')] if only else None)
+        with StopOnSignal():   # SIGTERM (and Ctrl-C, even in a background job) stops it as Ctrl-C does: the run marked interrupted
+            run_design(design, data, runs, only=[label.strip() for label in only.split(',')] if only else None)
         if summary: print(f"summary: {write_summary(runs, design)}\n\n{design.markdown(design.summarise(runs))}")
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e: raise SystemExit(f"{command}: error: {e}")
     except KeyboardInterrupt: raise SystemExit(f"{command}: interrupted; the same command continues where it stopped ({runs})") from None
