@@ -36,6 +36,7 @@ TECHNIQUES = (  # (label, model options, training recipe: None for the design's)
     ('empty head', (('empty_head', True),), None),
     ('scSE', (('scse', True),), None),
     ('no max-pool (f1 stride 2)', (('f1_stride', 2),), None),
+    ('stride-1 stem (f1 stride 1)', (('f1_stride', 1),), None),
     ('mirrored border', (), 'strong_mirrored'),
     ('snapshots (5 cycles)', (), 'strong_snapshots'),
 )
@@ -69,8 +70,8 @@ class Techniques(Design):
     def markdown(self, summary:dict) -> str: return techniques_markdown(summary)
 
 TECHNIQUE_DESIGNS = {d.name: d for d in [
-    Techniques('cpu', "a 2-core CPU: ResNet34-UNet, 25 epochs of `strong` (43 minutes a run, as the baseline measured; the no-max-pool run "
-               "about 2.5 hours, from its operations), fold 0 of the holdout split; the baseline with seeds 0 and 1, every technique with seed 0"),
+    Techniques('cpu', "a 2-core CPU: ResNet34-UNet, 25 epochs of `strong` (each run's training minutes are in its table), "
+               "fold 0 of the holdout split; the baseline with seeds 0 and 1, every technique with seed 0"),
     Techniques('smoke', "tests: ResNet18-UNet, 5 epochs, about 40 patches", model='resnet18_unet', epochs=5, limit=40, bs=8),
 ]}
 
